@@ -1,0 +1,82 @@
+// The HTTP application: one Hono app per route group, mounted here; shared by main and tests.
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { routePath } from 'hono/route';
+import { clientAddress, sessionRoutes, signInRoutes } from './auth/routes';
+import type { AppDeps, AppEnv } from './http/context';
+import { ApiError, errorBody, sendError } from './http/errors';
+import { docsPage } from './http/openapi';
+import { pendingMigrations } from './db/migrate';
+import { sql } from './db';
+import { tradesRoutes } from './trades/routes';
+
+export const version = '0.1.0';
+
+/** Route groups under /v1, mounted in this order by createApp; capabilities add theirs here. */
+export type RouteGroup = { path: string; routes: (deps: AppDeps) => Hono<AppEnv> };
+
+export const v1Groups: RouteGroup[] = [
+  { path: '/session', routes: sessionRoutes },
+  { path: '/trades', routes: tradesRoutes },
+];
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    const route = routePath(c) || 'unmatched';
+    const seconds = (performance.now() - started) / 1000;
+    deps.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    deps.metrics.httpDuration.observe({ method: c.req.method, route }, seconds);
+    if (c.res.status >= 500) deps.log.error('request failed', { method: c.req.method, path: c.req.path, status: c.res.status });
+    else deps.log.debug('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) });
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof ApiError) return sendError(c, error);
+    deps.log.error('unhandled error', { method: c.req.method, path: c.req.path, error });
+    return c.json(errorBody(500, 'internal error; the server log has the details'), 500);
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    const problems: Record<string, string> = {};
+    try {
+      await deps.db.query(sql`SELECT 1`);
+      const pending = await pendingMigrations(deps.db);
+      if (pending.length) problems.migrations = `pending: ${pending.join(', ')}`;
+    } catch (error) {
+      problems.database = (error as Error).message;
+    }
+    for (const check of deps.readiness) {
+      const problem = await check.check().catch((e: Error) => e.message);
+      if (problem) problems[check.name] = problem;
+    }
+    const ready = Object.keys(problems).length === 0;
+    return c.json({ status: ready ? 'ready' : 'not ready', ...(ready ? {} : { problems }) }, ready ? 200 : 503);
+  });
+  app.get('/metrics', (c) => c.text(deps.metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4' }));
+
+  const v1 = new Hono<AppEnv>();
+  v1.use('*', bodyLimit({ maxSize: 32 * 1024 * 1024, onError: (c) => c.json(errorBody(413, 'body: larger than 32 MiB'), 413) }));
+  v1.get('/openapi.json', (c) => c.json(deps.openapi.document({ version })));
+  v1.route('/session', signInRoutes(deps)); // POST /v1/session is the only unauthenticated write
+  v1.use('*', async (c, next) => {
+    if (c.req.path === '/v1/session' && c.req.method === 'POST') return next();
+    const result = await deps.auth.authenticate({ authorization: c.req.header('authorization'), cookie: c.req.header('cookie') }, clientAddress(c));
+    if (!result.ok) {
+      const headers: Record<string, string> = result.status === 401 ? { 'WWW-Authenticate': 'Basic realm="powerdesk", charset="UTF-8"' } : { 'Retry-After': String(result.retryAfterSeconds ?? 60) };
+      throw new ApiError(result.status, result.message, headers);
+    }
+    c.set('user', result.user);
+    return next();
+  });
+  for (const group of v1Groups) v1.route(group.path, group.routes(deps));
+  v1.notFound((c) => c.json(errorBody(404, `no such endpoint: ${c.req.method} ${c.req.path} (see /docs)`), 404));
+  app.route('/v1', v1);
+
+  app.get('/docs', (c) => c.html(docsPage(deps.openapi.document({ version }))));
+  return app;
+}

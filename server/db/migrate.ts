@@ -1,0 +1,113 @@
+// Forward-only migrations: sql/NNNN_name.sql, each applied once, in order, and recorded with
+// its checksum. An applied file that has since changed is refused rather than re-run.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from './sql';
+import type { Db } from './types';
+
+export const defaultMigrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../sql');
+
+/** First line of a migration that must run outside a transaction (e.g. refreshing an aggregate). */
+const noTransactionMarker = '-- powerdesk:no-transaction';
+
+export interface Migration {
+  version: number;
+  name: string;
+  file: string;
+  text: string;
+  checksum: string;
+}
+
+export class MissingTimescaleError extends Error {
+  constructor() {
+    super(
+      'This PostgreSQL server has no TimescaleDB extension (pg_available_extensions has no "timescaledb"), ' +
+        'and powerdesk needs hypertables and continuous aggregates. Start the TimescaleDB server that comes with the ' +
+        'project with `docker compose up -d db` and point DATABASE_URL at it, or unset DATABASE_URL to use the embedded ' +
+        'TimescaleDB under DATA_DIR.',
+    );
+    this.name = 'MissingTimescaleError';
+  }
+}
+
+export function loadMigrations(dir = defaultMigrationsDir): Migration[] {
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+  const seen = new Map<number, string>();
+  return files.map((file) => {
+    const match = /^(\d{4})_([a-z0-9_]+)\.sql$/.exec(file);
+    if (!match) throw new Error(`migration file name ${file} is not NNNN_snake_name.sql`);
+    const version = Number(match[1]);
+    const other = seen.get(version);
+    if (other) throw new Error(`migrations ${other} and ${file} share version ${version}`);
+    seen.set(version, file);
+    const text = fs.readFileSync(path.join(dir, file), 'utf8');
+    const checksum = crypto.createHash('sha256').update(text).digest('hex');
+    return { version, name: match[2]!, file, text, checksum };
+  });
+}
+
+export async function assertTimescaleAvailable(db: Db): Promise<void> {
+  const rows = await db.query(sql`SELECT 1 AS ok FROM pg_available_extensions WHERE name = 'timescaledb'`);
+  if (rows.length === 0) throw new MissingTimescaleError();
+}
+
+export interface MigrateResult {
+  applied: string[];
+  alreadyApplied: number;
+}
+
+export async function migrate(db: Db, options: { dir?: string; log?: (msg: string) => void } = {}): Promise<MigrateResult> {
+  await assertTimescaleAvailable(db);
+  await db.execScript(
+    `CREATE TABLE IF NOT EXISTS schema_migrations (
+       version integer PRIMARY KEY,
+       name text NOT NULL,
+       checksum text NOT NULL,
+       applied_at timestamptz NOT NULL DEFAULT now()
+     )`,
+    { transaction: false },
+  );
+  const migrations = loadMigrations(options.dir);
+  const applied = new Map((await appliedMigrations(db)).map((m) => [m.version, m]));
+  for (const m of migrations) {
+    const done = applied.get(m.version);
+    if (done && done.checksum !== m.checksum) {
+      throw new Error(`migration ${m.file} was changed after it was applied; migrations are forward-only: add a new file instead`);
+    }
+  }
+  const result: MigrateResult = { applied: [], alreadyApplied: applied.size };
+  for (const m of migrations) {
+    if (applied.has(m.version)) continue;
+    const record = `INSERT INTO schema_migrations (version, name, checksum) VALUES (${m.version}, '${m.name}', '${m.checksum}') ON CONFLICT (version) DO NOTHING;`;
+    if (m.text.startsWith(noTransactionMarker)) {
+      await db.execScript(m.text, { transaction: false });
+      await db.execScript(record, { transaction: false });
+    } else {
+      // Several servers may start at once: the advisory lock serialises them, and the file is
+      // skipped inside the transaction if another process applied it meanwhile.
+      await db.execScript(
+        `SELECT pg_advisory_xact_lock(7243100);
+         DO $$ BEGIN IF EXISTS (SELECT 1 FROM schema_migrations WHERE version = ${m.version}) THEN RAISE EXCEPTION 'powerdesk:already-applied'; END IF; END $$;
+         ${m.text}
+         ;${record}`,
+      ).catch((error: Error) => {
+        if (!String(error.message).includes('powerdesk:already-applied')) throw new Error(`migration ${m.file} failed: ${error.message}`, { cause: error });
+      });
+    }
+    options.log?.(`applied ${m.file}`);
+    result.applied.push(m.file);
+  }
+  return result;
+}
+
+export async function appliedMigrations(db: Db): Promise<{ version: number; checksum: string }[]> {
+  return db.query<{ version: number; checksum: string }>(sql`SELECT version, checksum FROM schema_migrations ORDER BY version`);
+}
+
+/** Pending migrations, for readiness: [] when the database is up to date. */
+export async function pendingMigrations(db: Db, dir?: string): Promise<string[]> {
+  const applied = new Set((await appliedMigrations(db)).map((m) => m.version));
+  return loadMigrations(dir).filter((m) => !applied.has(m.version)).map((m) => m.file);
+}

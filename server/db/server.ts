@@ -1,0 +1,65 @@
+// Server adapter: postgres.js with a pool, for a TimescaleDB server (DATABASE_URL).
+import postgres from 'postgres';
+import { bulkChunkRows, bulkInsertQuery } from './bulk';
+import { oids, parseDate, parseInt8, parseNumeric, parseTimestamp, parseTimestamptz } from './parse';
+import { render, type SqlQuery } from './sql';
+import type { BulkColumn, BulkOptions, Db, Queryable, Row } from './types';
+
+type Runner = postgres.Sql | postgres.TransactionSql;
+
+function queryable(runner: Runner): Queryable {
+  return {
+    async query<T extends object>(query: SqlQuery): Promise<T[]> {
+      const { text, params } = render(query);
+      const rows = await runner.unsafe(text, params as postgres.ParameterOrJSON<never>[]);
+      return [...rows] as unknown as T[];
+    },
+    async bulkInsert(table: string, columns: readonly BulkColumn[], rows: readonly unknown[][], options?: BulkOptions) {
+      let count = 0;
+      for (let i = 0; i < rows.length; i += bulkChunkRows) {
+        const { text, params } = render(bulkInsertQuery(table, columns, rows.slice(i, i + bulkChunkRows), options));
+        const result = await runner.unsafe(text, params as postgres.ParameterOrJSON<never>[]);
+        count += result.count;
+      }
+      return count;
+    },
+  };
+}
+
+const passthrough = (x: unknown) => String(x);
+
+export async function openServer(url: string, options: { max?: number } = {}): Promise<Db> {
+  const sqlClient = postgres(url, {
+    max: options.max ?? 10,
+    onnotice: () => {},
+    connection: { TimeZone: 'UTC', application_name: 'powerdesk' },
+    types: {
+      numeric: { to: oids.numeric, from: [oids.numeric], serialize: passthrough, parse: parseNumeric },
+      int8: { to: oids.int8, from: [oids.int8], serialize: passthrough, parse: parseInt8 },
+      date: { to: oids.date, from: [oids.date], serialize: passthrough, parse: parseDate },
+      timestamptz: { to: oids.timestamptz, from: [oids.timestamptz], serialize: (d: unknown) => (d instanceof Date ? d.toISOString() : String(d)), parse: parseTimestamptz },
+      timestamp: { to: oids.timestamp, from: [oids.timestamp], serialize: passthrough, parse: parseTimestamp },
+    },
+  });
+  await sqlClient`SELECT 1`; // fail fast with the driver's own message when unreachable
+  const base = queryable(sqlClient);
+  return {
+    kind: 'server',
+    ...base,
+    transaction: async (fn) => (await sqlClient.begin((tx) => fn(queryable(tx)))) as never,
+    async execScript(text, opts = {}) {
+      if (opts.transaction === false) await sqlClient.unsafe(text);
+      else await sqlClient.begin((tx) => tx.unsafe(text));
+    },
+    async listen(channel, onPayload) {
+      const sub = await sqlClient.listen(channel, onPayload);
+      return async () => { await sub.unlisten(); };
+    },
+    async notify(channel, payload) {
+      await sqlClient`SELECT pg_notify(${channel}, ${payload})`;
+    },
+    async close() {
+      await sqlClient.end({ timeout: 5 });
+    },
+  };
+}

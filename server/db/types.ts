@@ -1,0 +1,34 @@
+// The one small interface every capability uses to reach the database. Two adapters
+// implement it (embedded PGlite, postgres.js); the SQL is the same on both.
+import type { SqlQuery } from './sql';
+
+export type Row = Record<string, unknown>;
+
+export interface Queryable {
+  /** Runs one parameterised statement and returns its rows. */
+  query<T extends object = Row>(query: SqlQuery): Promise<T[]>;
+  /** Inserts many rows in one statement per chunk (unnest of typed arrays). */
+  bulkInsert(table: string, columns: readonly BulkColumn[], rows: readonly unknown[][], options?: BulkOptions): Promise<number>;
+}
+
+export interface BulkColumn {
+  name: string;
+  /** SQL type of the column, e.g. `text`, `numeric`, `timestamptz`. */
+  type: string;
+}
+
+export interface BulkOptions {
+  /** `ON CONFLICT DO NOTHING` instead of failing on a duplicate key. */
+  ignoreConflicts?: boolean;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'embedded' | 'server';
+  /** Runs `fn` in one transaction; a thrown error rolls it back. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Runs a script of several statements without parameters (migrations). */
+  execScript(text: string, options?: { transaction?: boolean }): Promise<void>;
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  notify(channel: string, payload: string): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,29 @@
+// What every route handler can rely on: the dependencies and, under /v1, the signed-in user.
+import type { Authenticator } from '../auth/authenticator';
+import type { User } from '../auth/users';
+import type { Clock } from '../clock';
+import type { Db } from '../db';
+import type { Logger } from '../log';
+import type { MetricsRegistry } from './metrics';
+import type { OpenApiRegistry } from './openapi';
+
+export interface AppDeps {
+  db: Db;
+  tz: string;
+  clock: Clock;
+  log: Logger;
+  metrics: MetricsRegistry;
+  auth: Authenticator;
+  openapi: OpenApiRegistry;
+  cookieSecure: boolean;
+  /** Extra readiness checks of parts running in this process (feed, importer, ...). */
+  readiness: ReadinessCheck[];
+}
+
+export interface ReadinessCheck {
+  name: string;
+  /** undefined when ready, otherwise why not. */
+  check(): Promise<string | undefined>;
+}
+
+export type AppEnv = { Variables: { user: User } };

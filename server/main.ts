@@ -1,0 +1,107 @@
+// The one place that wires the capabilities together: config -> database -> migrations -> users
+// -> HTTP app (+ Socket.IO and background parts) on one port.
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { serve } from '@hono/node-server';
+import { createApp } from './app';
+import { Authenticator } from './auth/authenticator';
+import { ensureAdmin } from './auth/users';
+import { systemClock, type Clock } from './clock';
+import { ConfigError, loadConfig, type Config } from './config';
+import { openDb, type Db } from './db';
+import { migrate } from './db/migrate';
+import type { AppDeps } from './http/context';
+import { MetricsRegistry } from './http/metrics';
+import { OpenApiRegistry } from './http/openapi';
+import { createLogger, type Logger } from './log';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  deps: AppDeps;
+  httpServer: Server;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  clock?: Clock;
+  log?: Logger;
+  /** Use this database instead of opening one from the config (tests share an instance). */
+  db?: Db;
+  /** Embedded in memory instead of under DATA_DIR (tests). */
+  inMemory?: boolean;
+}
+
+export async function start(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const log = options.log ?? createLogger(config.LOG_LEVEL);
+  const clock = options.clock ?? systemClock;
+  const db = options.db ?? (await openDb({ databaseUrl: config.DATABASE_URL, dataDir: options.inMemory ? undefined : config.DATA_DIR }));
+  const closers: (() => Promise<void>)[] = [];
+  if (!options.db) closers.push(() => db.close());
+  try {
+    const result = await migrate(db, { log: (m) => log.info('migration', { file: m.replace('applied ', '') }) });
+    log.info('database ready', { kind: db.kind, dataDir: db.kind === 'embedded' ? (options.inMemory ? 'memory' : config.DATA_DIR) : undefined, applied: result.applied.length });
+    const admin = await ensureAdmin(db, { user: config.ADMIN_USER, password: config.ADMIN_PASSWORD });
+    if (admin) log.info('created the first admin', { username: admin.username });
+
+    const deps: AppDeps = {
+      db, tz: config.MARKET_TZ, clock, log,
+      metrics: new MetricsRegistry(),
+      auth: new Authenticator(db, clock),
+      openapi: new OpenApiRegistry(),
+      cookieSecure: config.COOKIE_SECURE,
+      readiness: [],
+    };
+    const app = createApp(deps);
+    const httpServer = await new Promise<Server>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));
+    });
+    closers.unshift(() => new Promise<void>((resolve) => { httpServer.closeAllConnections?.(); httpServer.close(() => resolve()); }));
+    const port = (httpServer.address() as AddressInfo).port;
+    const url = `http://localhost:${port}`;
+    log.info('listening', { url, docs: `${url}/docs` });
+    return {
+      url, port, deps, httpServer,
+      async close() {
+        for (const close of closers) await close().catch((error: Error) => log.warn('error while closing', { error }));
+      },
+    };
+  } catch (error) {
+    for (const close of closers) await close().catch(() => {});
+    throw error;
+  }
+}
+
+async function main() {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`powerdesk: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = createLogger(config.LOG_LEVEL);
+  let server: RunningServer;
+  try {
+    server = await start(config, { log });
+  } catch (error) {
+    log.error(`cannot start: ${(error as Error).message}`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    await server.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) void main();

@@ -1,0 +1,156 @@
+// The trades REST API on the exchange team's contract: GET/POST /v1/trades, POST /v1/trades/batch.
+import { Hono } from 'hono';
+import { stream } from 'hono/streaming';
+import { z } from 'zod';
+import { canSeeDesk, canWriteTrades, type User } from '../auth/users';
+import type { AppDeps, AppEnv } from '../http/context';
+import { ApiError, badRequest, conflict, forbidden } from '../http/errors';
+import { ErrorResponse } from '../http/openapi';
+import { parseQuery, readJson } from '../http/validate';
+import { checkApiTrade, toApiTrade, type TradeRow } from './normalize';
+import { Trade, TradeQuery } from './schema';
+import { ingestTrades, listTrades, type IngestOutcome } from './store';
+
+export const maxBatch = 10_000;
+
+export const BatchItemResult = z.object({
+  index: z.number().int().meta({ description: '0-based position in the batch' }),
+  line: z.number().int().optional().meta({ description: 'NDJSON line number (1-based)' }),
+  id: z.string().optional(),
+  status: z.enum(['stored', 'duplicate', 'conflict', 'invalid']),
+  message: z.string().optional(),
+});
+
+export const BatchResult = z
+  .object({
+    received: z.number().int(),
+    stored: z.number().int(),
+    duplicates: z.number().int(),
+    conflicts: z.number().int(),
+    invalid: z.number().int(),
+    results: z.array(BatchItemResult),
+  })
+  .meta({ id: 'BatchResult' });
+
+type BatchItem = z.infer<typeof BatchItemResult>;
+
+function assertMayWrite(user: User, traderId: string): void {
+  if (!canWriteTrades(user)) throw forbidden(`role ${user.role} may not add trades`);
+  if (!canSeeDesk(user) && user.trader_id !== traderId) throw forbidden(`trader_id: you may only add trades of your own trader_id ${user.trader_id}`);
+}
+
+export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
+  const { db, tz, openapi, metrics, clock } = deps;
+  const app = new Hono<AppEnv>();
+
+  openapi.add({
+    method: 'get', path: '/v1/trades', tag: 'trades', summary: 'All trades, optionally filtered by trader and local delivery day',
+    description: 'Traders see only their own trades. Ordered by delivery start, then id.',
+    query: TradeQuery,
+    responses: { 200: { description: 'The trades', schema: z.array(Trade) }, 400: { description: 'Invalid query parameter', schema: ErrorResponse }, 403: { description: 'Another trader\'s trades', schema: ErrorResponse } },
+  });
+  app.get('/', async (c) => {
+    const query = parseQuery(c, TradeQuery);
+    const user = c.get('user');
+    let traderId = query.trader_id;
+    if (!canSeeDesk(user)) {
+      if (traderId !== undefined && traderId !== user.trader_id) throw forbidden(`trader_id: you may only see your own trades (${user.trader_id})`);
+      traderId = user.trader_id ?? undefined;
+    }
+    const pages = listTrades(db, { trader_id: traderId, delivery_day: query.delivery_day }, tz);
+    c.header('Content-Type', 'application/json; charset=utf-8');
+    // Streamed in keyset pages: "all trades" never sits in memory as one array.
+    return stream(c, async (out) => {
+      let first = true;
+      await out.write('[');
+      for await (const page of pages) {
+        const text = page.map((row) => JSON.stringify(toApiTrade(row, tz))).join(',');
+        await out.write(first ? text : `,${text}`);
+        first = false;
+      }
+      await out.write(']');
+    });
+  });
+
+  openapi.add({
+    method: 'post', path: '/v1/trades', tag: 'trades', summary: 'Add one trade',
+    description: 'Posting an identical trade again is a harmless 200 ("duplicate"); the same id with different content is 409.',
+    body: { schema: Trade },
+    responses: {
+      200: { description: 'Stored, or already stored with identical content', schema: z.object({ status: z.enum(['stored', 'duplicate']), trade: Trade }) },
+      400: { description: 'Invalid trade: the message names the field and the reason', schema: ErrorResponse },
+      409: { description: 'A trade with this id exists with different content', schema: ErrorResponse },
+    },
+  });
+  app.post('/', async (c) => {
+    const body = await readJson(c);
+    const checked = checkApiTrade(body, tz);
+    if (!checked.ok) {
+      metrics.tradesIngested.inc({ source: 'api', outcome: 'invalid' });
+      throw badRequest(checked.message);
+    }
+    assertMayWrite(c.get('user'), checked.value.trader_id);
+    const [outcome] = await ingestTrades(db, [checked.value], 'api', tz, clock.now());
+    metrics.tradesIngested.inc({ source: 'api', outcome: outcome!.status });
+    if (outcome!.status === 'conflict') throw conflict(`id: trade ${checked.value.id} already exists with different ${outcome!.differences!.join(', ')}`);
+    return c.json({ status: outcome!.status, trade: toApiTrade(checked.value, tz) }, 200);
+  });
+
+  openapi.add({
+    method: 'post', path: '/v1/trades/batch', tag: 'trades', summary: `Add up to ${maxBatch} trades at once`,
+    description: 'A JSON array of trades, or NDJSON (Content-Type: application/x-ndjson), one trade per line. Every item gets its own result; valid items are stored even when others fail.',
+    body: { schema: z.array(Trade), contentTypes: ['application/json', 'application/x-ndjson'] },
+    responses: { 200: { description: 'Per-item results', schema: BatchResult }, 400: { description: 'Not a JSON array / NDJSON', schema: ErrorResponse }, 413: { description: `More than ${maxBatch} trades`, schema: ErrorResponse } },
+  });
+  app.post('/batch', async (c) => {
+    const user = c.get('user');
+    const ndjson = (c.req.header('content-type') ?? '').includes('ndjson');
+    const items: { value?: unknown; line?: number; error?: string }[] = [];
+    if (ndjson) {
+      const lines = (await c.req.text()).split('\n');
+      lines.forEach((line, i) => {
+        if (!line.trim()) return;
+        try { items.push({ value: JSON.parse(line), line: i + 1 }); } catch (e) { items.push({ line: i + 1, error: `line ${i + 1}: not valid JSON (${(e as Error).message})` }); }
+      });
+    } else {
+      const body = await readJson(c);
+      if (!Array.isArray(body)) throw badRequest('body: must be a JSON array of trades (or NDJSON with Content-Type: application/x-ndjson)');
+      for (const value of body) items.push({ value });
+    }
+    if (items.length > maxBatch) throw new ApiError(413, `body: at most ${maxBatch} trades per batch (got ${items.length})`);
+
+    const results: BatchItem[] = new Array(items.length);
+    const valid: { index: number; row: TradeRow }[] = [];
+    items.forEach((item, index) => {
+      const base = { index, ...(item.line ? { line: item.line } : {}) };
+      const id = typeof (item.value as { id?: unknown })?.id === 'string' ? (item.value as { id: string }).id : undefined;
+      if (item.error) { results[index] = { ...base, status: 'invalid', message: item.error }; return; }
+      const checked = checkApiTrade(item.value, tz);
+      if (!checked.ok) { results[index] = { ...base, id, status: 'invalid', message: checked.message }; return; }
+      try {
+        assertMayWrite(user, checked.value.trader_id);
+      } catch (error) {
+        results[index] = { ...base, id, status: 'invalid', message: (error as Error).message };
+        return;
+      }
+      valid.push({ index, row: checked.value });
+    });
+    const outcomes: IngestOutcome[] = valid.length ? await ingestTrades(db, valid.map((v) => v.row), 'api', tz, clock.now()) : [];
+    outcomes.forEach((o, i) => {
+      const index = valid[i]!.index;
+      const line = items[index]!.line;
+      results[index] = {
+        index, ...(line ? { line } : {}), id: o.id, status: o.status,
+        ...(o.status === 'conflict' ? { message: `trade ${o.id} already exists with different ${o.differences!.join(', ')}` } : {}),
+      };
+    });
+    const count = (s: BatchItem['status']) => results.filter((r) => r.status === s).length;
+    const summary = { received: items.length, stored: count('stored'), duplicates: count('duplicate'), conflicts: count('conflict'), invalid: count('invalid') };
+    for (const [outcome, n] of [['stored', summary.stored], ['duplicate', summary.duplicates], ['conflict', summary.conflicts], ['invalid', summary.invalid]] as const) {
+      if (n) metrics.tradesIngested.inc({ source: 'api', outcome }, n);
+    }
+    return c.json({ ...summary, results }, 200);
+  });
+
+  return app;
+}

@@ -1,0 +1,66 @@
+// The Trade of the public trades API (the exchange team's contract): price in eurocent/MWh as an
+// integer, quantity in MW, delivery_hour the integer local start hour. The same schema validates
+// requests, CSV rows and generates the OpenAPI document.
+import { z } from 'zod';
+import { parseDay } from '../time/market-time';
+
+const printable = /^[\x21-\x7E]+$/;
+
+export const dayString = z
+  .string({ error: 'must be a date YYYY-MM-DD' })
+  .refine((s) => parseDay(s) !== undefined, { error: (i) => `must be a calendar date YYYY-MM-DD (got ${JSON.stringify(i.input)})` })
+  .meta({ format: 'date', example: '2023-02-06' });
+
+export const utcDateTime = z
+  .string({ error: 'must be an ISO-8601 date-time such as 2023-02-06T06:13:45Z' })
+  .refine((s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s)), {
+    error: (i) => `must be an ISO-8601 date-time with Z or an offset, such as 2023-02-06T06:13:45Z (got ${JSON.stringify(i.input)})`,
+  })
+  .meta({ format: 'date-time', example: '2023-02-06T06:13:45Z' });
+
+export const identifier = (what: string) =>
+  z
+    .string({ error: `must be a string (the ${what})` })
+    .min(1, { error: 'must not be empty' })
+    .max(128, { error: 'must be at most 128 characters' })
+    .regex(printable, { error: 'must be printable ASCII without spaces' });
+
+export const maxPriceCents = 100_000_000; // ±1,000,000 EUR/MWh: far beyond any exchange's limits
+export const maxQuantityMw = 100_000;
+
+export const Direction = z.enum(['buy', 'sell'], { error: (i) => `must be "buy" or "sell" (got ${JSON.stringify(i.input)})` });
+
+export const Trade = z
+  .strictObject({
+    id: identifier('exchange deal id').meta({ example: '123' }),
+    price: z
+      .number({ error: 'must be a number: the price in eurocent per MWh' })
+      .int({ error: (i) => `must be an integer number of eurocent per MWh (got ${String(i.input)})` })
+      .min(-maxPriceCents, { error: `must be at least -${maxPriceCents}` })
+      .max(maxPriceCents, { error: `must be at most ${maxPriceCents}` })
+      .meta({ description: 'Price in eurocent per MWh (2050 = 20.50 EUR/MWh); negative prices are valid.', example: 2050 }),
+    quantity: z
+      .number({ error: 'must be a number: the quantity in MW' })
+      .gt(0, { error: (i) => `must be greater than 0 MW (got ${String(i.input)})` })
+      .max(maxQuantityMw, { error: `must be at most ${maxQuantityMw} MW` })
+      .refine((q) => /^-?\d+(\.\d{1,6})?$/.test(String(q)), { error: 'must have at most 6 decimal places' })
+      .meta({ description: 'Quantity in MW.', example: 12.3 }),
+    direction: Direction,
+    delivery_day: dayString.meta({ description: 'Local market delivery day (MARKET_TZ).' }),
+    delivery_hour: z
+      .number({ error: 'must be an integer from 0 to 23: the local start hour' })
+      .int({ error: (i) => `must be an integer from 0 to 23 (got ${String(i.input)})` })
+      .min(0, { error: (i) => `must be from 0 to 23 (got ${String(i.input)})` })
+      .max(23, { error: (i) => `must be from 0 to 23 (got ${String(i.input)})` })
+      .meta({ description: 'Local start hour: 14 means 14:00-15:00. On the 25-hour day, 2 is the first 02:00 hour.', example: 8 }),
+    trader_id: identifier('trader id').meta({ example: 'trader_1' }),
+    execution_time: utcDateTime.meta({ description: 'When the exchange executed the deal (UTC).' }),
+  })
+  .meta({ id: 'Trade' });
+
+export type TradeInput = z.infer<typeof Trade>;
+
+export const TradeQuery = z.strictObject({
+  trader_id: identifier('trader id').optional(),
+  delivery_day: dayString.optional(),
+});

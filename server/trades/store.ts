@@ -1,0 +1,156 @@
+// Storing and reading trades. Ingestion is idempotent on the exchange's deal id across every
+// source and process: a repeat with the same content is a duplicate, with other content a conflict.
+import type { Db, Queryable } from '../db';
+import { sql } from '../db';
+import { dayBounds } from '../time/market-time';
+import { trimDecimal } from './decimal';
+import { toApiTrade, type ApiTrade, type TradeRow, type TradeSource } from './normalize';
+
+export type IngestStatus = 'stored' | 'duplicate' | 'conflict';
+
+export interface IngestOutcome {
+  id: string;
+  status: IngestStatus;
+  /** For a conflict: the fields that differ from the stored trade. */
+  differences?: string[];
+}
+
+/** Channel on which every commit that stored trades is announced (payload: TradesStoredEvent). */
+export const tradesStoredChannel = 'trades_stored';
+
+export interface TradesStoredEvent {
+  source: TradeSource;
+  trades: ApiTrade[];
+}
+
+const maxNotifyBytes = 7000; // Postgres refuses NOTIFY payloads of 8000 bytes and more
+
+const tradeColumns = [
+  { name: 'id', type: 'text' },
+  { name: 'trader_id', type: 'text' },
+  { name: 'direction', type: 'text' },
+  { name: 'price', type: 'numeric' },
+  { name: 'quantity', type: 'numeric' },
+  { name: 'delivery_day', type: 'date' },
+  { name: 'delivery_start', type: 'timestamptz' },
+  { name: 'delivery_end', type: 'timestamptz' },
+  { name: 'execution_time', type: 'timestamptz' },
+  { name: 'source', type: 'text' },
+  { name: 'received_at', type: 'timestamptz' },
+] as const;
+
+const compared = ['trader_id', 'direction', 'price', 'quantity', 'delivery_start', 'delivery_end', 'execution_time'] as const;
+
+export function differences(a: TradeRow, b: TradeRow): string[] {
+  return compared.filter((field) => {
+    const x = a[field];
+    const y = b[field];
+    if (x instanceof Date && y instanceof Date) return x.getTime() !== y.getTime();
+    if (field === 'price' || field === 'quantity') return trimDecimal(String(x)) !== trimDecimal(String(y));
+    return x !== y;
+  });
+}
+
+export async function ingestTrades(db: Db, rows: readonly TradeRow[], source: TradeSource, tz: string, receivedAt: Date): Promise<IngestOutcome[]> {
+  const outcomes: IngestOutcome[] = new Array(rows.length);
+  // Within one batch the first occurrence of an id is the candidate; repeats compare with it.
+  const firstIndex = new Map<string, number>();
+  const candidates: TradeRow[] = [];
+  rows.forEach((row, i) => {
+    const first = firstIndex.get(row.id);
+    if (first === undefined) {
+      firstIndex.set(row.id, i);
+      candidates.push(row);
+    }
+  });
+  if (candidates.length === 0) return outcomes;
+
+  const stored = await db.transaction(async (tx) => {
+    const fresh = await tx.query<{ id: string }>(sql`
+      INSERT INTO trade_keys (id, delivery_start, first_source)
+      SELECT id, delivery_start, ${source} FROM unnest(${candidates.map((r) => r.id)}::text[], ${candidates.map((r) => r.delivery_start.toISOString())}::timestamptz[]) AS k(id, delivery_start)
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id`);
+    const freshIds = new Set(fresh.map((r) => r.id));
+    const toInsert = candidates.filter((r) => freshIds.has(r.id));
+    await tx.bulkInsert('trades', tradeColumns, toInsert.map((r) => [r.id, r.trader_id, r.direction, r.price, r.quantity, r.delivery_day, r.delivery_start, r.delivery_end, r.execution_time, source, receivedAt]));
+    const existing = candidates.filter((r) => !freshIds.has(r.id));
+    const known = existing.length ? await fetchByIds(tx, existing.map((r) => r.id)) : new Map<string, TradeRow>();
+    for (const row of existing) {
+      const current = known.get(row.id);
+      const diff = current ? differences(current, row) : ['id'];
+      outcomes[firstIndex.get(row.id)!] = diff.length ? { id: row.id, status: 'conflict', differences: diff } : { id: row.id, status: 'duplicate' };
+    }
+    for (const row of toInsert) outcomes[firstIndex.get(row.id)!] = { id: row.id, status: 'stored' };
+    await announce(tx, source, toInsert, tz);
+    return toInsert;
+  });
+
+  rows.forEach((row, i) => {
+    if (outcomes[i]) return;
+    const first = rows[firstIndex.get(row.id)!]!;
+    const diff = differences(first, row);
+    outcomes[i] = diff.length ? { id: row.id, status: 'conflict', differences: diff } : { id: row.id, status: 'duplicate' };
+  });
+  void stored;
+  return outcomes;
+}
+
+/** NOTIFY inside the transaction: listeners hear of the trades only once they are committed. */
+async function announce(tx: Queryable, source: TradeSource, rows: readonly TradeRow[], tz: string) {
+  let chunk: ApiTrade[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (!chunk.length) return;
+    const event: TradesStoredEvent = { source, trades: chunk };
+    await tx.query(sql`SELECT pg_notify(${tradesStoredChannel}, ${JSON.stringify(event)})`);
+    chunk = [];
+    bytes = 0;
+  };
+  for (const row of rows) {
+    const trade = toApiTrade(row, tz);
+    const size = JSON.stringify(trade).length + 1;
+    if (bytes + size > maxNotifyBytes - 40) await flush();
+    chunk.push(trade);
+    bytes += size;
+  }
+  await flush();
+}
+
+type StoredRow = TradeRow & { source: TradeSource; received_at: Date };
+
+export async function fetchByIds(db: Queryable, ids: readonly string[]): Promise<Map<string, StoredRow>> {
+  const rows = await db.query<StoredRow>(sql`
+    SELECT t.id, t.trader_id, t.direction, t.price, t.quantity, t.delivery_day, t.delivery_start, t.delivery_end, t.execution_time, t.source, t.received_at
+    FROM trade_keys k JOIN trades t ON t.id = k.id AND t.delivery_start = k.delivery_start
+    WHERE k.id = ANY(${[...ids]}::text[])`);
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+export interface TradeFilter {
+  trader_id?: string;
+  delivery_day?: string;
+}
+
+/**
+ * Trades in delivery order, read in keyset pages so that "all trades" never holds the whole
+ * table in memory at once.
+ */
+export async function* listTrades(db: Db, filter: TradeFilter, tz: string, pageSize = 5000): AsyncGenerator<TradeRow[]> {
+  const bounds = filter.delivery_day ? dayBounds(filter.delivery_day, tz) : undefined;
+  let after: { start: Date; id: string } | undefined;
+  for (;;) {
+    const conditions = [sql`TRUE`];
+    if (filter.trader_id !== undefined) conditions.push(sql`trader_id = ${filter.trader_id}`);
+    if (bounds) conditions.push(sql`delivery_start >= ${bounds.start} AND delivery_start < ${bounds.end}`);
+    if (after) conditions.push(sql`(delivery_start, id) > (${after.start}::timestamptz, ${after.id})`);
+    const page = await db.query<TradeRow>(sql`
+      SELECT id, trader_id, direction, price, quantity, delivery_day, delivery_start, delivery_end, execution_time
+      FROM trades WHERE ${sql.join(conditions, sql` AND `)}
+      ORDER BY delivery_start, id LIMIT ${pageSize}`);
+    if (page.length) yield page;
+    if (page.length < pageSize) return;
+    const last = page[page.length - 1]!;
+    after = { start: last.delivery_start, id: last.id };
+  }
+}
