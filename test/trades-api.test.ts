@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../server/auth/users';
-import { basic, startTestServer, trade, type TestServer } from './helpers/server';
+import { basic, jsonOf, startTestServer, trade, type TestServer } from './helpers/server';
 
 let server: TestServer;
 beforeAll(async () => {
@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterAll(async () => { await server?.close(); });
 
 const post = (body: unknown, auth?: string) => server.request('/v1/trades', { method: 'POST', json: body, auth });
-const errorOf = async (res: Response) => (await res.json()) as { status_code: number; message: string };
+const errorOf = async (res: Response) => (await jsonOf(res)) as { status_code: number; message: string };
 
 describe('authentication', () => {
   it('answers 401 with WWW-Authenticate: Basic when no credentials are given', async () => {
@@ -51,14 +51,14 @@ describe('authentication', () => {
   it('signs a browser in with an HttpOnly SameSite cookie, and out again', async () => {
     const signIn = await server.request('/v1/session', { method: 'POST', json: { username: 'alice', password: 'alice-password' }, auth: null });
     expect(signIn.status).toBe(200);
-    expect(await signIn.json()).toEqual({ username: 'alice', role: 'trader', trader_id: 'alice_t', desk: false });
+    expect(await jsonOf(signIn)).toEqual({ username: 'alice', role: 'trader', trader_id: 'alice_t', desk: false });
     const cookie = signIn.headers.get('set-cookie')!;
     expect(cookie).toMatch(/pd_session=[^;]+;/);
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);
     const token = /pd_session=([^;]+)/.exec(cookie)![1]!;
     const me = await server.request('/v1/session', { auth: null, headers: { cookie: `pd_session=${token}` } });
-    expect(await me.json()).toMatchObject({ username: 'alice' });
+    expect(await jsonOf(me)).toMatchObject({ username: 'alice' });
     expect((await server.request('/v1/session', { method: 'DELETE', auth: null, headers: { cookie: `pd_session=${token}` } })).status).toBe(204);
     expect((await server.request('/v1/session', { auth: null, headers: { cookie: `pd_session=${token}` } })).status).toBe(401);
     const wrong = await server.request('/v1/session', { method: 'POST', json: { username: 'alice', password: 'bad' }, auth: null });
@@ -71,7 +71,7 @@ describe('POST /v1/trades', () => {
     const t = trade({ id: 'p-1', trader_id: 'p' });
     const res = await post(t);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'stored', trade: t });
+    expect(await jsonOf(res)).toEqual({ status: 'stored', trade: t });
   });
 
   it('answers a harmless 200 "duplicate" when the identical trade is posted again, and stores it once', async () => {
@@ -79,8 +79,8 @@ describe('POST /v1/trades', () => {
     expect((await post(t)).status).toBe(200);
     const again = await post(t);
     expect(again.status).toBe(200);
-    expect((await again.json()).status).toBe('duplicate');
-    const list = await (await server.request('/v1/trades?trader_id=dup')).json();
+    expect((await jsonOf(again)).status).toBe('duplicate');
+    const list = await jsonOf(await server.request('/v1/trades?trader_id=dup'));
     expect(list).toHaveLength(1);
   });
 
@@ -92,7 +92,7 @@ describe('POST /v1/trades', () => {
     const moved = await post(trade({ id: 'c-1', trader_id: 'c', delivery_hour: 9 }));
     expect(moved.status).toBe(409);
     expect((await errorOf(moved)).message).toMatch(/delivery_start, delivery_end/);
-    const [stored] = await (await server.request('/v1/trades?trader_id=c')).json();
+    const [stored] = await jsonOf(await server.request('/v1/trades?trader_id=c'));
     expect(stored.price).toBe(2050);
   });
 
@@ -142,7 +142,7 @@ describe('POST /v1/trades', () => {
 
   it('normalises an execution_time with an offset to UTC', async () => {
     await post(trade({ id: 'tz-1', trader_id: 'tz', execution_time: '2023-02-06T07:13:45+01:00' }));
-    const [stored] = await (await server.request('/v1/trades?trader_id=tz')).json();
+    const [stored] = await jsonOf(await server.request('/v1/trades?trader_id=tz'));
     expect(stored.execution_time).toBe('2023-02-06T06:13:45Z');
   });
 });
@@ -155,11 +155,11 @@ describe('GET /v1/trades', () => {
       trade({ id: 'f-3', trader_id: 'f_b', delivery_day: '2023-10-29', delivery_hour: 23, direction: 'sell', price: -1250, quantity: 0.1 }),
     ];
     const res = await server.request('/v1/trades/batch', { method: 'POST', json: trades });
-    expect((await res.json()).stored).toBe(3);
+    expect((await jsonOf(res)).stored).toBe(3);
   });
 
   it('filters by trader_id, by delivery_day and by both', async () => {
-    const ids = async (q: string) => ((await (await server.request(`/v1/trades?${q}`)).json()) as { id: string }[]).map((t) => t.id);
+    const ids = async (q: string) => ((await jsonOf(await server.request(`/v1/trades?${q}`))) as { id: string }[]).map((t) => t.id);
     expect(await ids('trader_id=f_a')).toEqual(['f-1', 'f-2']);
     expect((await ids('delivery_day=2023-10-29')).filter((id) => id.startsWith('f-'))).toEqual(['f-1', 'f-3']);
     expect(await ids('trader_id=f_a&delivery_day=2023-10-29')).toEqual(['f-1']);
@@ -167,7 +167,7 @@ describe('GET /v1/trades', () => {
   });
 
   it('returns every trade without filters, negative prices and the 25-hour day included', async () => {
-    const all = (await (await server.request('/v1/trades')).json()) as { id: string; price: number; quantity: number; delivery_hour: number }[];
+    const all = (await jsonOf(await server.request('/v1/trades'))) as { id: string; price: number; quantity: number; delivery_hour: number }[];
     expect(all.find((t) => t.id === 'f-3')).toMatchObject({ price: -1250, quantity: 0.1, delivery_hour: 23 });
     expect(all.find((t) => t.id === 'f-1')).toMatchObject({ delivery_hour: 2 });
     expect(all.length).toBeGreaterThanOrEqual(3);
@@ -187,7 +187,7 @@ describe('GET /v1/trades', () => {
   it('shows a trader only her own trades, and refuses another trader_id', async () => {
     const alice = basic('alice', 'alice-password');
     expect((await post(trade({ id: 'al-1', trader_id: 'alice_t' }), alice)).status).toBe(200);
-    const mine = await (await server.request('/v1/trades', { auth: alice })).json();
+    const mine = await jsonOf(await server.request('/v1/trades', { auth: alice }));
     expect(mine.map((t: { id: string }) => t.id)).toEqual(['al-1']);
     const other = await server.request('/v1/trades?trader_id=f_a', { auth: alice });
     expect(other.status).toBe(403);
@@ -196,7 +196,7 @@ describe('GET /v1/trades', () => {
 
   it('lets an analyst read everything but add nothing', async () => {
     const ana = basic('ana', 'ana-password');
-    expect((await (await server.request('/v1/trades?trader_id=f_a', { auth: ana })).json())).toHaveLength(2);
+    expect((await jsonOf(await server.request('/v1/trades?trader_id=f_a', { auth: ana })))).toHaveLength(2);
     const res = await post(trade({ id: 'an-1' }), ana);
     expect(res.status).toBe(403);
     expect((await errorOf(res)).message).toBe('role analyst may not add trades');
@@ -217,19 +217,19 @@ describe('POST /v1/trades/batch', () => {
       ],
     });
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = await jsonOf(res);
     expect(body).toMatchObject({ received: 6, stored: 2, duplicates: 1, conflicts: 1, invalid: 2 });
     expect(body.results.map((r: { status: string }) => r.status)).toEqual(['stored', 'invalid', 'stored', 'duplicate', 'conflict', 'invalid']);
     expect(body.results[1]).toMatchObject({ index: 1, id: 'b-2', message: expect.stringMatching(/^direction: must be "buy" or "sell"/) });
     expect(body.results[4].message).toMatch(/different price/);
-    const stored = await (await server.request('/v1/trades?trader_id=b')).json();
+    const stored = await jsonOf(await server.request('/v1/trades?trader_id=b'));
     expect(stored.map((t: { id: string }) => t.id)).toEqual(['b-1', 'b-3']);
   });
 
   it('accepts NDJSON and names the line of a broken one', async () => {
     const lines = [JSON.stringify(trade({ id: 'n-1', trader_id: 'n' })), '{"id": broken', '', JSON.stringify(trade({ id: 'n-2', trader_id: 'n', quantity: -2 }))];
     const res = await server.request('/v1/trades/batch', { method: 'POST', body: lines.join('\n'), headers: { 'content-type': 'application/x-ndjson' } });
-    const body = await res.json();
+    const body = await jsonOf(res);
     expect(body).toMatchObject({ received: 3, stored: 1, invalid: 2 });
     expect(body.results[1]).toMatchObject({ line: 2, status: 'invalid', message: expect.stringMatching(/^line 2: not valid JSON/) });
     expect(body.results[2]).toMatchObject({ line: 4, id: 'n-2', message: expect.stringMatching(/^quantity: must be greater than 0/) });
@@ -247,20 +247,20 @@ describe('POST /v1/trades/batch', () => {
 
   it('stores a full batch of 10,000 trades', async () => {
     const many = Array.from({ length: 10_000 }, (_, i) => trade({ id: `full-${i}`, trader_id: 'full', delivery_hour: i % 24, quantity: (i % 50) + 0.5 }));
-    const body = await (await server.request('/v1/trades/batch', { method: 'POST', json: many })).json();
+    const body = await jsonOf(await server.request('/v1/trades/batch', { method: 'POST', json: many }));
     expect(body.stored).toBe(10_000);
-    const stored = await (await server.request('/v1/trades?trader_id=full')).json();
+    const stored = await jsonOf(await server.request('/v1/trades?trader_id=full'));
     expect(stored).toHaveLength(10_000);
   });
 });
 
 describe('service endpoints', () => {
   it('serves health, readiness, metrics, the OpenAPI document and the docs page', async () => {
-    expect(await (await server.request('/healthz', { auth: null })).json()).toEqual({ status: 'ok' });
-    expect(await (await server.request('/readyz', { auth: null })).json()).toEqual({ status: 'ready' });
+    expect(await jsonOf(await server.request('/healthz', { auth: null }))).toEqual({ status: 'ok' });
+    expect(await jsonOf(await server.request('/readyz', { auth: null }))).toEqual({ status: 'ready' });
     const metrics = await (await server.request('/metrics', { auth: null })).text();
     expect(metrics).toMatch(/powerdesk_trades_ingested_total\{source="api",outcome="stored"\} \d+/);
-    const doc = await (await server.request('/v1/openapi.json', { auth: null })).json();
+    const doc = await jsonOf(await server.request('/v1/openapi.json', { auth: null }));
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/trades', '/v1/trades/batch', '/v1/session']));
     expect(doc.components.schemas.Trade.required).toEqual(['id', 'price', 'quantity', 'direction', 'delivery_day', 'delivery_hour', 'trader_id', 'execution_time']);
