@@ -37,6 +37,9 @@ async function storedIds(prefix: string): Promise<Map<string, number>> {
   return new Map(rows.map((r) => [r.id, r.n]));
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const json = async (r: Promise<Response>): Promise<any> => (await r).json();
+
 const done = (g: FeedGateway) => g.counts.stored + g.counts.duplicates + g.counts.conflicts + g.counts.dead_lettered;
 
 describe('exchange gateway', () => {
@@ -48,7 +51,7 @@ describe('exchange gateway', () => {
     s.sendDeal({ id: 'feed-seed-124', price: -3.1, quantity: 0.1, direction: 'sell', delivery_day: '2023-02-06', delivery_hour: '09:15-09:30', trader_id: 'feed_t1', execution_time: '2023-02-06T07:00:00Z' }, 'trade_confirmation');
     s.sendDeal({ id: 'feed-seed-125', price: 50, quantity: 5, direction: 'buy', delivery_day: '2023-10-29', delivery_hour: '02-03B', trader_id: 'feed_t1', execution_time: '2023-10-28T20:00:00Z' });
     await until(() => g.counts.stored === 3, 'three stored deals');
-    const list = await (await server.request('/v1/trades?trader_id=feed_t1&delivery_day=2023-02-06')).json();
+    const list = await json(server.request('/v1/trades?trader_id=feed_t1&delivery_day=2023-02-06'));
     expect(list).toEqual([
       { id: 'feed-seed-123', price: 2050, quantity: 12.3, direction: 'buy', delivery_day: '2023-02-06', delivery_hour: 8, trader_id: 'feed_t1', execution_time: '2023-02-06T06:13:45Z' },
       { id: 'feed-seed-124', price: -310, quantity: 0.1, direction: 'sell', delivery_day: '2023-02-06', delivery_hour: 9, trader_id: 'feed_t1', execution_time: '2023-02-06T07:00:00Z' },
@@ -110,7 +113,7 @@ describe('exchange gateway', () => {
     expect(g.counts).toEqual({ received: 3, stored: 1, duplicates: 1, conflicts: 1, dead_lettered: 0 });
     const [conflict] = await server.deps.db.query<{ differences: string[]; stored: { price: string }; received: { price: string } }>(sql`SELECT differences, stored, received FROM feed_conflicts WHERE deal_id = ${deal.id}`);
     expect(conflict).toMatchObject({ differences: ['price'], stored: { price: '41.25' }, received: { price: '42.25' } });
-    const [trade] = await (await server.request('/v1/trades?trader_id=feed_dup')).json();
+    const [trade] = await json(server.request('/v1/trades?trader_id=feed_dup'));
     expect(trade.price).toBe(4125);
   });
 
@@ -134,7 +137,7 @@ describe('exchange gateway', () => {
     expect(g.counts).toMatchObject({ stored: 1, dead_lettered: frames.length });
     const res = await server.request(`/v1/feed/dead-letters?limit=${frames.length}`);
     expect(res.status).toBe(200);
-    const letters: { raw: string; reason: string; received_at: string }[] = await res.json();
+    const letters = (await res.json()) as { raw: string; reason: string; received_at: string }[];
     expect(letters.map((l) => l.raw)).toEqual([...frames].reverse()); // latest first
     const reasons = letters.map((l) => l.reason).reverse();
     expect(reasons[0]).toMatch(/^message: not valid JSON/);
@@ -188,17 +191,17 @@ describe('feed inside the server', () => {
     await s.waitForClients(1);
     await until(async () => (await inner.request('/readyz')).status === 200, 'readiness with the feed connected');
     s.sendDeal({ trader_id: 'feed_inner', price: 20.5 });
-    await until(async () => (await (await inner.request('/v1/feed/status')).json()).last_message_at !== null && notified.some((n) => n.connected), 'status after a deal');
-    const up: FeedStatus = await (await inner.request('/v1/feed/status')).json();
+    await until(async () => (await json(inner.request('/v1/feed/status'))).last_message_at !== null && notified.some((n) => n.connected), 'status after a deal');
+    const up: FeedStatus = await json(inner.request('/v1/feed/status'));
     expect(up.connected).toBe(true);
     expect(up.counts.stored).toBeGreaterThanOrEqual(1);
     s.dropConnections(); // the next attempt is 2.5-5 s away: long enough to look at the outage
-    const downStatus = await until(async () => { const st: FeedStatus = await (await inner.request('/v1/feed/status')).json(); return st.connected ? undefined : st; }, 'status disconnected');
+    const downStatus = await until(async () => { const st: FeedStatus = await json(inner.request('/v1/feed/status')); return st.connected ? undefined : st; }, 'status disconnected');
     expect(downStatus.disconnected_intervals.at(-1)).toEqual({ from: downStatus.since, to: null });
     expect((await inner.request('/readyz')).status).toBe(503);
     await until(() => notified.some((n) => !n.connected), 'a feed_status NOTIFY saying disconnected');
     // The status in another process comes from the database: the same answer from the outer server.
-    const fromOuter: FeedStatus = await (await server.request('/v1/feed/status')).json();
+    const fromOuter: FeedStatus = await json(server.request('/v1/feed/status'));
     expect(fromOuter.connected).toBe(false);
     expect(fromOuter.disconnected_intervals.at(-1)).toEqual({ from: downStatus.since, to: null });
   });

@@ -319,9 +319,11 @@ export class FeedGateway extends EventEmitter {
             await tx.bulkInsert('feed_dead_letters', [{ name: 'gateway_id', type: 'text' }, { name: 'received_at', type: 'timestamptz' }, { name: 'raw', type: 'text' }, { name: 'reason', type: 'text' }],
               dead.map((d) => [this.gatewayId, d.receivedAt, d.raw, d.reason]));
           }
-          if (conflicts.length) {
-            await tx.bulkInsert('feed_conflicts', [{ name: 'deal_id', type: 'text' }, { name: 'gateway_id', type: 'text' }, { name: 'detected_at', type: 'timestamptz' }, { name: 'differences', type: 'text[]' }, { name: 'stored', type: 'jsonb' }, { name: 'received', type: 'jsonb' }, { name: 'raw', type: 'text' }],
-              conflicts.map((c) => [c.o.id, this.gatewayId, c.item.receivedAt, c.o.differences ?? [], stored.has(c.o.id) ? JSON.stringify(stored.get(c.o.id)) : null, JSON.stringify(c.item.row), c.item.raw]));
+          for (const c of conflicts) { // rare: one statement each keeps text[] simple
+            const before = stored.get(c.o.id);
+            await tx.query(sql`
+              INSERT INTO feed_conflicts (deal_id, gateway_id, detected_at, differences, stored, received, raw)
+              VALUES (${c.o.id}, ${this.gatewayId}, ${c.item.receivedAt}, ${c.o.differences ?? []}::text[], ${before ? JSON.stringify(before) : null}::jsonb, ${JSON.stringify(c.item.row)}::jsonb, ${c.item.raw})`);
           }
         });
         for (const d of dead) this.log.warn('dead letter', { reason: d.reason, raw: d.raw.slice(0, 500) });
