@@ -82,8 +82,11 @@ describe('exchange gateway', () => {
     expect(g.counts.stored).toBe(300);
     expect(g.counts.duplicates).toBe(g.counts.received - 300); // the replayed ones that had arrived before
     const intervals = await server.deps.db.query<{ state: string; ended_at: Date | null }>(sql`SELECT state, ended_at FROM feed_intervals WHERE gateway_id = ${g.gatewayId} ORDER BY id`);
-    expect(intervals.map((i) => i.state)).toEqual(['disconnected', 'connected', 'disconnected', 'connected']);
-    expect(intervals.slice(0, 3).every((i) => i.ended_at !== null)).toBe(true);
+    // Alternating, every one closed but the last (a loaded machine may add a reconnect of its own).
+    expect(intervals.length).toBeGreaterThanOrEqual(4);
+    intervals.forEach((iv, i) => expect(iv.state).toBe(i % 2 === 0 ? 'disconnected' : 'connected'));
+    expect(intervals.slice(0, -1).every((i) => i.ended_at !== null)).toBe(true);
+    expect(intervals.at(-1)!.ended_at).toBeNull();
   });
 
   it('terminates the connection and reconnects when the exchange stops answering pings', async () => {
@@ -151,18 +154,21 @@ describe('exchange gateway', () => {
   });
 
   it('stores each deal once when two gateways are connected to the same exchange', async () => {
-    const s = await sim();
+    const s = await sim({ replay: 1000 }); // a gateway that reconnects gets what it missed
     const [a, b] = await Promise.all([gateway(s.url), gateway(s.url)]);
     await connected(a);
     await connected(b);
     await s.waitForClients(2);
     for (let i = 0; i < 400; i++) s.sendDeal({ trader_id: 'feed_two' });
-    await until(() => done(a) === 400 && done(b) === 400, 'both gateways handled 400 deals');
-    const stored = await storedIds(s.deals[0]!.id.split('-')[0]!);
+    const prefix = s.deals[0]!.id.split('-')[0]!;
+    await until(async () => (await storedIds(prefix)).size === 400 && done(a) >= 400 && done(b) >= 400, 'both gateways handled 400 deals');
+    await Promise.all([a.drained(), b.drained()]);
+    const stored = await storedIds(prefix);
     expect(stored.size).toBe(400);
     expect([...stored.values()].every((n) => n === 1)).toBe(true);
     expect(a.counts.stored + b.counts.stored).toBe(400);
-    expect(a.counts.duplicates + b.counts.duplicates).toBe(400);
+    expect(a.counts.duplicates + b.counts.duplicates).toBe(a.counts.received + b.counts.received - 400);
+    expect(a.counts.conflicts + b.counts.conflicts).toBe(0);
   });
 
   it('retries a batch until the database takes it when the database fails', async () => {
