@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startExchangeSim, type ExchangeSim } from '../scripts/exchange-sim';
+import { loadConfig } from '../server/config';
 import { sql, type Db } from '../server/db';
 import { FeedGateway, type GatewayOptions } from '../server/feed/gateway';
 import type { FeedStatus } from '../server/live/events';
@@ -183,6 +184,22 @@ describe('exchange gateway', () => {
     await until(() => g.counts.stored === 20, '20 deals stored after the database recovered');
     expect(failures).toBeLessThan(0);
     expect((await storedIds(s.deals[0]!.id.split('-')[0]!)).size).toBe(20);
+  });
+});
+
+describe('feed configuration', () => {
+  it('refuses a config naming the variable when EXCHANGE_WS_URL or a feed setting is wrong', () => {
+    expect(() => loadConfig({ EXCHANGE_WS_URL: 'http://exchange' })).toThrow(/EXCHANGE_WS_URL: must be a ws:\/\/ or wss:\/\/ URL/);
+    expect(() => loadConfig({ MARKET_DATA_URL: 'ftp://x' })).toThrow(/MARKET_DATA_URL: must be an http/);
+    expect(() => loadConfig({ FEED_HEARTBEAT_MS: 'soon' })).toThrow(/FEED_HEARTBEAT_MS: must be a number of milliseconds/);
+    expect(() => loadConfig({ FEED_BACKOFF_MIN_MS: '5000', FEED_BACKOFF_MAX_MS: '100' })).toThrow(/FEED_BACKOFF_MAX_MS: must not be smaller/);
+    expect(loadConfig({ EXCHANGE_WS_URL: 'wss://exchange.example/feed' }).EXCHANGE_WS_URL).toBe('wss://exchange.example/feed');
+  });
+
+  it('describes the feed and reference-price endpoints when the OpenAPI document is fetched', async () => {
+    const doc = await json(server.request('/v1/openapi.json'));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/feed/status', '/v1/feed/dead-letters', '/v1/reference-prices']));
+    expect(JSON.stringify(doc.paths['/v1/feed/dead-letters'])).toContain('limit');
   });
 });
 

@@ -63,12 +63,12 @@ describe('reference-price poller', () => {
       if (hour === '08-09') return { status: 200, body: { delivery_day: d, delivery_hour: hour, value: 87.35, unit: 'EUR/MWh', last_update: '2024-06-12T06:15:45Z' } };
       if (hour === '10-11') return { status: 200, body: { delivery_day: d, delivery_hour: hour, value: null, unit: 'EUR/MWh', last_update: null } };
       if (hour === '11-12') return recovered ? { status: 200, body: { delivery_day: d, delivery_hour: hour, value: -12.5, unit: 'EUR/MWh', last_update: '2024-06-12T08:00:00Z' } } : { status: 500, body: { message: 'boom' } };
-      if (hour === '12-13') return { status: 200, delayMs: recovered ? 0 : 2000, body: { delivery_day: d, delivery_hour: hour, value: 101, unit: 'EUR/MWh', last_update: '2024-06-12T08:01:00Z' } };
+      if (hour === '12-13') return { status: 200, delayMs: recovered ? 0 : 10_000, body: { delivery_day: d, delivery_hour: hour, value: 101, unit: 'EUR/MWh', last_update: '2024-06-12T08:01:00Z' } };
       if (hour === '13-14') return { status: 200, body: { delivery_day: d, delivery_hour: hour, unit: 'EUR/MWh' } }; // value missing
       return { status: 404 };
     });
     const clock = manualClock('2024-06-12T08:30:00Z'); // 10:30 in Berlin
-    const p = poller({ url: p0.url, clock, timeoutMs: 300 });
+    const p = poller({ url: p0.url, clock, timeoutMs: 1500 });
     await round(p);
     expect(p0.log.filter((r) => r.day === day)).toHaveLength(24);
     expect(p0.log.slice(0, 2).map((r) => r.hour)).toEqual(['10-11', '11-12']); // current and next hour first
@@ -145,6 +145,20 @@ describe('reference-price poller', () => {
     const hours = p0.log.map((r) => r.hour);
     expect(hours).toHaveLength(25);
     expect(hours).toEqual(expect.arrayContaining(['02-03A', '02-03B', '01-02', '03-04']));
+  });
+});
+
+describe('poller inside the server', () => {
+  it('fills GET /v1/reference-prices for today when the server runs with MARKET_DATA_URL', async () => {
+    const p0 = await provider((d, hour) => (hour.startsWith('07-') ? { status: 200, body: { delivery_day: d, delivery_hour: hour, value: 64.2, unit: 'EUR/MWh', last_update: new Date().toISOString() } } : { status: 404 }));
+    const inner = await startTestServer({ db: server.deps.db, env: { MARKET_DATA_URL: p0.url } });
+    cleanup.push(() => inner.close());
+    const seven = await until(async () => {
+      const body = await (await inner.request('/v1/reference-prices')).json() as { hours: { label: string; value: number | null }[] };
+      return body.hours.find((h) => h.label === '07-08' && h.value !== null);
+    }, "today's 07-08 value");
+    expect(seven.value).toBe(64.2);
+    expect(p0.log.length).toBeLessThanOrEqual(50); // the first minute's share of the limit
   });
 });
 

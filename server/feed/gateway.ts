@@ -212,7 +212,8 @@ export class FeedGateway extends EventEmitter {
         const why = downReason !== 'connection failed' ? downReason : `closed with code ${code}${reason.length ? ` (${reason.toString()})` : ''}`;
         this.connected = false;
         this.since = this.clock.now();
-        this.log.warn('disconnected from the exchange', { url: this.o.url, reason: why });
+        if (this.closing) this.log.info('disconnected from the exchange: gateway stopping', { url: this.o.url });
+        else this.log.warn('disconnected from the exchange', { url: this.o.url, reason: why });
         void this.recordInterval('disconnected', this.since, this.closing ? 'gateway stopping' : why);
         this.emit('disconnected', why);
         void this.publishStatus();
