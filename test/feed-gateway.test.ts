@@ -41,6 +41,12 @@ async function storedIds(prefix: string): Promise<Map<string, number>> {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = async (r: Promise<Response>): Promise<any> => (await r).json();
 
+/** The real test database with its transactions routed through `transaction` (slow or failing). */
+function withTransaction(transaction: Db['transaction']): Db {
+  const db = server.deps.db;
+  return { kind: db.kind, query: db.query.bind(db), bulkInsert: db.bulkInsert.bind(db), execScript: db.execScript.bind(db), listen: db.listen.bind(db), notify: db.notify.bind(db), close: async () => {}, transaction };
+}
+
 const done = (g: FeedGateway) => g.counts.stored + g.counts.duplicates + g.counts.conflicts + g.counts.dead_lettered;
 
 describe('exchange gateway', () => {
@@ -172,12 +178,28 @@ describe('exchange gateway', () => {
     expect(a.counts.conflicts + b.counts.conflicts).toBe(0);
   });
 
+  it('stores a burst in a few micro-batches and pauses reading when too much waits for the database', async () => {
+    const s = await sim();
+    const db = server.deps.db;
+    const slow = withTransaction(async (fn) => { await new Promise((r) => setTimeout(r, 100)); return db.transaction(fn); }); // a slow database
+    const g = await gateway(s.url, { db: slow, batchMax: 500, maxPending: 1000 });
+    await connected(g);
+    const batches: number[] = [];
+    g.on('batch', (outcomes: unknown[]) => batches.push(outcomes.length));
+    for (let i = 0; i < 3000; i++) s.sendDeal({ trader_id: 'feed_burst' });
+    await until(() => g.counts.stored === 3000, '3000 deals stored');
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(3000);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(500);
+    expect(batches.length).toBeLessThan(100); // micro-batched, not one transaction per deal
+    expect(g.pauses).toBeGreaterThan(0);
+    expect((await storedIds(s.deals[0]!.id.split('-')[0]!)).size).toBe(3000);
+  });
+
   it('retries a batch until the database takes it when the database fails', async () => {
     const s = await sim();
     let failures = 3;
     const db = server.deps.db;
-    const flaky: Db = { ...db, kind: db.kind, query: db.query.bind(db), bulkInsert: db.bulkInsert.bind(db), execScript: db.execScript.bind(db), listen: db.listen.bind(db), notify: db.notify.bind(db), close: async () => {},
-      transaction: (fn) => (failures-- > 0 ? Promise.reject(new Error('connection reset (injected)')) : db.transaction(fn)) };
+    const flaky = withTransaction((fn) => (failures-- > 0 ? Promise.reject(new Error('connection reset (injected)')) : db.transaction(fn)));
     const g = await gateway(s.url, { db: flaky, backoffMinMs: 5 });
     await connected(g);
     for (let i = 0; i < 20; i++) s.sendDeal({ trader_id: 'feed_dbfail' });

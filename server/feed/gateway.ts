@@ -69,6 +69,8 @@ export class FeedGateway extends EventEmitter {
   lastMessageAt: Date | null = null;
   /** Connections opened so far (tests and logs). */
   connections = 0;
+  /** Times reading was paused because too much waited for the database. */
+  pauses = 0;
 
   private readonly db: Db;
   private readonly clock: Clock;
@@ -197,6 +199,8 @@ export class FeedGateway extends EventEmitter {
       this.since = this.clock.now();
       this.ponged = true;
       this.missed = 0;
+      this.paused = this.pending.length >= this.o.maxPending; // a new socket starts reading; hold it if still full
+      if (this.paused) ws.pause();
       this.log.info('connected to the exchange', { url: this.o.url, gateway: this.gatewayId });
       void this.recordInterval('connected', this.since, null);
       this.heartbeatTimer = setInterval(() => this.heartbeat(ws), this.o.heartbeatMs);
@@ -228,6 +232,7 @@ export class FeedGateway extends EventEmitter {
    */
   private heartbeat(ws: WebSocket): void {
     if (ws.readyState !== WebSocket.OPEN) return;
+    if (this.paused) { this.ponged = true; return; } // we are not reading: a pong could not reach us
     if (this.ponged) this.missed = 0;
     else this.missed += 1;
     if (this.missed >= 2) {
@@ -258,6 +263,7 @@ export class FeedGateway extends EventEmitter {
     else this.scheduleFlush(this.o.batchMs);
     if (!this.paused && this.pending.length >= this.o.maxPending) {
       this.paused = true;
+      this.pauses += 1;
       this.ws?.pause(); // backpressure: TCP holds the rest at the exchange instead of our memory
     }
   }
