@@ -302,7 +302,7 @@ export class FeedGateway extends EventEmitter {
           this.gaveUp = true;
           return;
         }
-        const wait = Math.min(this.o.backoffMaxMs, this.o.backoffMinMs * 2 ** Math.min(failures - 1, 10));
+        const wait = this.closing ? 200 : Math.min(this.o.backoffMaxMs, this.o.backoffMinMs * 2 ** Math.min(failures - 1, 10));
         await new Promise<void>((resolve) => { this.wake = resolve; setTimeout(resolve, wait); });
         this.wake = undefined;
       }
