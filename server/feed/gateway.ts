@@ -257,8 +257,14 @@ export class FeedGateway extends EventEmitter {
     const receivedAt = this.clock.now();
     this.counts.received += 1;
     this.lastMessageAt = receivedAt;
-    const parsed = parseFeedMessage(raw, this.o.tz);
-    this.pending.push(parsed.kind === 'deal' ? { raw, receivedAt, row: parsed.row } : { raw, receivedAt, reason: parsed.reason });
+    let item: Item;
+    try {
+      const parsed = parseFeedMessage(raw, this.o.tz);
+      item = parsed.kind === 'deal' ? { raw, receivedAt, row: parsed.row } : { raw, receivedAt, reason: parsed.reason };
+    } catch (error) { // a bug of ours must not take the feed down: keep the frame for later
+      item = { raw, receivedAt, reason: `message: could not be processed (${(error as Error).message})` };
+    }
+    this.pending.push(item);
     if (this.pending.length >= this.o.batchMax) this.scheduleFlush(0);
     else this.scheduleFlush(this.o.batchMs);
     if (!this.paused && this.pending.length >= this.o.maxPending) {
