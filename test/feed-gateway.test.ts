@@ -5,7 +5,8 @@ import { sql, type Db } from '../server/db';
 import { FeedGateway, type GatewayOptions } from '../server/feed/gateway';
 import type { FeedStatus } from '../server/live/events';
 import { channels } from '../server/live/events';
-import { startTestServer, type TestServer } from './helpers/server';
+import { addUser } from '../server/auth/users';
+import { basic, startTestServer, type TestServer } from './helpers/server';
 import { until } from './helpers/wait';
 
 let server: TestServer;
@@ -158,6 +159,9 @@ describe('exchange gateway', () => {
     expect(reasons[5]).toMatch(/^deal_confirmation\.price: must have at most 2 decimal places/);
     expect(reasons[6]).toMatch(/^message: expected the key "deal_confirmation"/);
     expect((await server.request('/v1/feed/dead-letters?limit=0')).status).toBe(400);
+    await addUser(server.deps.db, { username: 'feed_trader', password: 'trader-password-1', role: 'trader', trader_id: 'feed_dead' });
+    const asTrader = await server.request('/v1/feed/dead-letters', { auth: basic('feed_trader', 'trader-password-1') });
+    expect(asTrader.status).toBe(403);
   });
 
   it('stores each deal once when two gateways are connected to the same exchange', async () => {
