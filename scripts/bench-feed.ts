@@ -50,7 +50,7 @@ async function throughput(db: Db, deals: number) {
 
 /**
  * The simulator as its own process (as deployed) sending `rate` deals/s: the stored rate over
- * the steady part of the run shows whether the gateway keeps up, and the lag what is left waiting.
+ * the steady part of the run shows whether the gateway keeps up.
  */
 async function throughputSeparateSim(db: Db, rate: number, seconds: number) {
   const child = spawn(process.execPath, [...process.execArgv, 'scripts/exchange-sim.ts', '--port', '0', '--rate', String(rate)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -65,9 +65,10 @@ async function throughputSeparateSim(db: Db, rate: number, seconds: number) {
     const [c0, t0] = [gateway.counts.stored, performance.now()];
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const [c1, t1] = [gateway.counts.stored, performance.now()];
-    const lag = gateway.counts.received - gateway.counts.stored - gateway.counts.duplicates - gateway.counts.dead_lettered;
     await gateway.close();
-    return { offered_per_s: rate, stored_per_s: Math.round((c1 - c0) / ((t1 - t0) / 1000)), waiting_at_end: lag };
+    // Deals not yet read wait in the simulator's socket buffer (TCP backpressure), not here.
+    const stored = Math.round((c1 - c0) / ((t1 - t0) / 1000));
+    return { offered_per_s: rate, stored_per_s: stored, keeps_up: stored >= 0.95 * rate };
   } finally {
     child.kill('SIGTERM');
   }
