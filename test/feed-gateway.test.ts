@@ -97,6 +97,22 @@ describe('exchange gateway', () => {
     expect(intervals.at(-1)!.ended_at).toBeNull();
   });
 
+  it('stores every deal exactly once when the exchange drops connections, repeats deals and sends garbage all the time', async () => {
+    const s = await sim({ rate: 400, duplicates: 0.05, malformed: 0.05, dropEvery: 250, burstEvery: 300, burstSize: 100, replay: 5000, synonym: 0.2, traders: ['feed_chaos'] });
+    const g = await gateway(s.url);
+    await until(() => s.deals.length >= 1200 && g.connections >= 3, 'traffic with several reconnects', 20_000);
+    s.stop();
+    const prefix = s.deals[0]!.id.split('-')[0]!;
+    await until(async () => (await storedIds(prefix)).size === s.deals.length, 'every sent deal stored', 20_000);
+    const stored = await storedIds(prefix);
+    expect([...stored.keys()].sort()).toEqual(s.deals.map((d) => d.id).sort());
+    expect([...stored.values()].every((n) => n === 1)).toBe(true);
+    await g.drained();
+    expect(g.counts.stored).toBe(s.deals.length);
+    expect(g.counts.conflicts).toBe(0);
+    expect(g.counts.dead_lettered).toBeGreaterThan(0);
+  });
+
   it('terminates the connection and reconnects when the exchange stops answering pings', async () => {
     const s = await sim();
     const g = await gateway(s.url);
