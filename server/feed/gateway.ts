@@ -398,7 +398,13 @@ export class FeedGateway extends EventEmitter {
     try {
       await this.records;
       const status = await this.status();
-      await this.db.notify(channels.feedStatus, JSON.stringify(status));
+      let payload = JSON.stringify(status);
+      // NOTIFY payloads must stay under 8000 bytes: on a day of many outages send the latest ones.
+      while (payload.length > 7000 && status.disconnected_intervals.length > 1) {
+        status.disconnected_intervals.splice(0, Math.ceil(status.disconnected_intervals.length / 4));
+        payload = JSON.stringify(status);
+      }
+      await this.db.notify(channels.feedStatus, payload);
       this.emit('status', status);
     } catch (error) {
       this.log.warn('could not publish the feed status', { error: (error as Error).message });
