@@ -258,6 +258,9 @@ describe('feed inside the server', () => {
     s.sendDeal({ trader_id: 'feed_inner', price: 20.5 });
     await until(async () => (await json(inner.request('/v1/feed/status'))).last_message_at !== null && notified.some((n) => n.connected), 'status after a deal');
     const up: FeedStatus = await json(inner.request('/v1/feed/status'));
+    const metrics = await (await inner.request('/metrics')).text();
+    expect(metrics).toMatch(/powerdesk_feed_connected\{gateway="inner-gw"\} 1/);
+    expect(metrics).toMatch(/powerdesk_feed_messages_total\{outcome="stored"\} [1-9]/);
     expect(up.connected).toBe(true);
     expect(up.counts.stored).toBeGreaterThanOrEqual(1);
     s.dropConnections(); // the next attempt is 2.5-5 s away: long enough to look at the outage

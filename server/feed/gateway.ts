@@ -59,7 +59,7 @@ interface Batch {
   sideWritten?: boolean;
 }
 
-const feedMetrics: WeakMap<MetricsRegistry, Counter> = new WeakMap();
+const feedMetrics: WeakMap<MetricsRegistry, { messages: Counter; connected: Counter }> = new WeakMap();
 
 export class FeedGateway extends EventEmitter {
   readonly gatewayId: string;
@@ -78,6 +78,7 @@ export class FeedGateway extends EventEmitter {
   private readonly o: Required<Omit<GatewayOptions, 'db' | 'clock' | 'log' | 'metrics' | 'gatewayId'>>;
   private readonly messages?: Counter;
   private readonly metrics?: MetricsRegistry;
+  private readonly connectedGauge?: Counter;
   private ws?: WebSocket;
   private attempt = 0;
   private closing = false;
@@ -116,12 +117,16 @@ export class FeedGateway extends EventEmitter {
       random: options.random ?? Math.random,
     };
     if (options.metrics) {
-      let counter = feedMetrics.get(options.metrics);
-      if (!counter) {
-        counter = options.metrics.register(new Counter('powerdesk_feed_messages_total', 'Exchange feed messages by outcome (stored, duplicate, conflict, dead_letter)'));
-        feedMetrics.set(options.metrics, counter);
+      let m = feedMetrics.get(options.metrics);
+      if (!m) {
+        m = {
+          messages: options.metrics.register(new Counter('powerdesk_feed_messages_total', 'Exchange feed messages by outcome (stored, duplicate, conflict, dead_letter)')),
+          connected: options.metrics.register(new Counter('powerdesk_feed_connected', 'Whether this process\'s gateway is connected to the exchange (1) or not (0)', 'gauge')),
+        };
+        feedMetrics.set(options.metrics, m);
       }
-      this.messages = counter;
+      this.messages = m.messages;
+      this.connectedGauge = m.connected;
       this.metrics = options.metrics;
     }
     this.on('error', () => {}); // an EventEmitter 'error' without a listener would throw
@@ -204,6 +209,7 @@ export class FeedGateway extends EventEmitter {
       this.log.info('connected to the exchange', { url: this.o.url, gateway: this.gatewayId });
       void this.recordInterval('connected', this.since, null);
       this.heartbeatTimer = setInterval(() => this.heartbeat(ws), this.o.heartbeatMs);
+      this.connectedGauge?.set({ gateway: this.gatewayId }, 1);
       this.emit('connected');
       void this.publishStatus();
     });
@@ -219,6 +225,7 @@ export class FeedGateway extends EventEmitter {
         if (this.closing) this.log.info('disconnected from the exchange: gateway stopping', { url: this.o.url });
         else this.log.warn('disconnected from the exchange', { url: this.o.url, reason: why });
         void this.recordInterval('disconnected', this.since, this.closing ? 'gateway stopping' : why);
+        this.connectedGauge?.set({ gateway: this.gatewayId }, 0);
         this.emit('disconnected', why);
         void this.publishStatus();
       }
