@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startExchangeSim, type ExchangeSim } from '../scripts/exchange-sim';
 import { loadConfig } from '../server/config';
 import { sql, type Db } from '../server/db';
-import { FeedGateway, type GatewayOptions } from '../server/feed/gateway';
+import { backoffDelay, FeedGateway, type GatewayOptions } from '../server/feed/gateway';
 import type { FeedStatus } from '../server/live/events';
 import { channels } from '../server/live/events';
 import { addUser } from '../server/auth/users';
@@ -226,6 +226,27 @@ describe('exchange gateway', () => {
     await until(() => g.counts.stored === 20, '20 deals stored after the database recovered');
     expect(failures).toBeLessThan(0);
     expect((await storedIds(s.deals[0]!.id.split('-')[0]!)).size).toBe(20);
+  });
+});
+
+describe('reconnecting', () => {
+  it('doubles the delay up to the cap with jitter between half and all of it when attempts keep failing', () => {
+    expect([0, 1, 2, 3, 4, 5, 6].map((a) => backoffDelay(a, 500, 10_000, () => 1))).toEqual([500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+    expect([0, 1, 2, 6].map((a) => backoffDelay(a, 500, 10_000, () => 0))).toEqual([250, 500, 1000, 5000]);
+    expect(backoffDelay(1000, 500, 10_000, () => 0.5)).toBe(7500); // huge attempt counts stay capped
+  });
+
+  it('connects when the exchange comes up after the gateway started', async () => {
+    const first = await startExchangeSim();
+    const port = first.port;
+    await first.close(); // nothing listens on the port now
+    const g = await gateway(`ws://127.0.0.1:${port}`);
+    await until(async () => (await server.deps.db.query(sql`SELECT 1 FROM feed_intervals WHERE gateway_id = ${g.gatewayId}`)).length > 0, 'the starting interval');
+    expect(g.connected).toBe(false);
+    const s = await sim({ port });
+    await connected(g);
+    s.sendDeal({ trader_id: 'feed_late' });
+    await until(() => g.counts.stored === 1, 'the first deal');
   });
 });
 

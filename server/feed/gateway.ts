@@ -254,8 +254,7 @@ export class FeedGateway extends EventEmitter {
 
   private scheduleReconnect(): void {
     if (this.closing) return;
-    const cap = Math.min(this.o.backoffMaxMs, this.o.backoffMinMs * 2 ** Math.min(this.attempt, 20));
-    const delay = Math.round(cap / 2 + this.o.random() * (cap / 2)); // "equal jitter": never 0, never in lockstep
+    const delay = backoffDelay(this.attempt, this.o.backoffMinMs, this.o.backoffMaxMs, this.o.random);
     this.attempt += 1;
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
@@ -417,6 +416,16 @@ export class FeedGateway extends EventEmitter {
       this.log.warn('could not publish the feed status', { error: (error as Error).message });
     }
   }
+}
+
+/**
+ * Reconnect delay after `attempt` failed attempts (0 = the first reconnect): doubling from
+ * `minMs`, capped at `maxMs`, with "equal jitter" (between half and all of it), so it is never 0
+ * and redundant gateways do not reconnect in lockstep.
+ */
+export function backoffDelay(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
+  const cap = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
+  return Math.round(cap / 2 + random() * (cap / 2));
 }
 
 function count(outcomes: IngestOutcome[]): Map<IngestOutcome['status'], number> {
