@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { parseArgs as parseArgsStrict, type ParseArgsConfig } from 'node:util';
 import { openDb, type Db } from '../server/db';
 import { migrate } from '../server/db/migrate';
 import { FeedGateway } from '../server/feed/gateway';
@@ -120,6 +120,16 @@ async function notifyLatency(db: Db, rate: number, seconds: number) {
  */
 async function socketIoLatency(): Promise<{ skipped: string }> {
   return { skipped: 'live hub not merged on this branch: measure here once server/live/hub.ts exists' };
+}
+
+/** parseArgs with a one-line message instead of a stack trace for a wrong option. */
+function parseArgs<const T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgsStrict<T>> {
+  try {
+    return parseArgsStrict(config);
+  } catch (error) {
+    process.stderr.write(`bench-feed: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
 }
 
 async function main() {

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs as parseArgsStrict, type ParseArgsConfig } from 'node:util';
 import { WebSocketServer, WebSocket } from 'ws';
 import { hoursOfDay, localDay, pad } from '../server/time/market-time';
 
@@ -199,6 +199,16 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
   }
   if (options.dropEvery && options.dropEvery > 0) timers.push(setInterval(() => sim.dropConnections(), options.dropEvery));
   return sim;
+}
+
+/** parseArgs with a one-line message instead of a stack trace for a wrong option. */
+function parseArgs<const T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgsStrict<T>> {
+  try {
+    return parseArgsStrict(config);
+  } catch (error) {
+    process.stderr.write(`exchange-sim: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
 }
 
 async function main() {

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs as parseArgsStrict, type ParseArgsConfig } from 'node:util';
 import WebSocket from 'ws';
 import type { ExchangeSim, SimDeal } from './exchange-sim';
 
@@ -118,6 +118,16 @@ export async function startMarketSim(options: MarketSimOptions = {}): Promise<Ma
   sim.port = (server.address() as AddressInfo).port;
   sim.url = `http://127.0.0.1:${sim.port}/v1`;
   return sim;
+}
+
+/** parseArgs with a one-line message instead of a stack trace for a wrong option. */
+function parseArgs<const T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgsStrict<T>> {
+  try {
+    return parseArgsStrict(config);
+  } catch (error) {
+    process.stderr.write(`market-sim: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
 }
 
 async function main() {
