@@ -9,6 +9,8 @@ import { docsPage } from './http/openapi';
 import { pendingMigrations } from './db/migrate';
 import { sql } from './db';
 import { tradesRoutes } from './trades/routes';
+import { feedRoutes } from './feed/routes';
+import { referencePriceRoutes } from './market-data/routes';
 
 export const version = '0.1.0';
 
@@ -18,6 +20,8 @@ export type RouteGroup = { path: string; routes: (deps: AppDeps) => Hono<AppEnv>
 export const v1Groups: RouteGroup[] = [
   { path: '/session', routes: sessionRoutes },
   { path: '/trades', routes: tradesRoutes },
+  { path: '/feed', routes: feedRoutes },
+  { path: '/reference-prices', routes: referencePriceRoutes },
 ];
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
