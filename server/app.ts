@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { routePath } from 'hono/route';
 import { clientAddress, sessionRoutes, signInRoutes } from './auth/routes';
+import { dashboardRoutes } from './dashboard/static';
 import type { AppDeps, AppEnv } from './http/context';
 import { ApiError, errorBody, sendError } from './http/errors';
 import { docsPage } from './http/openapi';
@@ -67,7 +68,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (c.req.path === '/v1/session' && c.req.method === 'POST') return next();
     const result = await deps.auth.authenticate({ authorization: c.req.header('authorization'), cookie: c.req.header('cookie') }, clientAddress(c));
     if (!result.ok) {
-      const headers: Record<string, string> = result.status === 401 ? { 'WWW-Authenticate': 'Basic realm="powerdesk", charset="UTF-8"' } : { 'Retry-After': String(result.retryAfterSeconds ?? 60) };
+      // The dashboard's own requests get no Basic challenge: the browser would pop up its dialog.
+      const challenge: Record<string, string> = c.req.header('x-requested-with') ? {} : { 'WWW-Authenticate': 'Basic realm="powerdesk", charset="UTF-8"' };
+      const headers: Record<string, string> = result.status === 401 ? challenge : { 'Retry-After': String(result.retryAfterSeconds ?? 60) };
       throw new ApiError(result.status, result.message, headers);
     }
     c.set('user', result.user);
@@ -78,5 +81,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/v1', v1);
 
   app.get('/docs', (c) => c.html(docsPage(deps.openapi.document({ version }))));
+  // Last: the dashboard's static build and its SPA fallback for every other path.
+  app.route('/', dashboardRoutes());
   return app;
 }
