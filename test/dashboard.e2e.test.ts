@@ -97,6 +97,8 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
+    // Playwright's waits give up before the test's timeout, so a failure names what it waited for.
+    page.setDefaultTimeout(10_000);
   });
 
   afterAll(async () => {
