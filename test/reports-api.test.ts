@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../server/auth/users';
 import { sql } from '../server/db';
 import { parsePeriod } from '../server/time/market-time';
+import type { DeskReport, PnlReport } from '../server/live/events';
 import type { TradeRow } from '../server/trades/normalize';
 import { ingestTrades } from '../server/trades/store';
 import { basic, startTestServer, trade, type TestServer } from './helpers/server';
@@ -19,13 +20,16 @@ function feedRow(id: string, trader: string, day: string, period: string, direct
 async function post(body: unknown) {
   const res = await server.request('/v1/trades/batch', { method: 'POST', json: body });
   expect(res.status).toBe(200);
-  const result = await res.json();
+  const result = (await res.json()) as { stored: number };
   expect(result.stored).toBe((body as unknown[]).length);
 }
 
 async function report(query: string, auth?: string) {
   return server.request(`/v1/reports/pnl?${query}`, auth ? { auth } : {});
 }
+
+const reportBody = async (res: Response | Promise<Response>) => (await (await res).json()) as PnlReport;
+const errorBody = async (res: Response) => (await res.json()) as { status_code: number; message: string };
 
 async function addReference(start: string, end: string, day: string, value: string, lastUpdate: string) {
   await server.deps.db.query(sql`INSERT INTO reference_prices (delivery_start, delivery_end, delivery_day, value, unit, last_update) VALUES (${start}::timestamptz, ${end}::timestamptz, ${day}::date, ${value}::numeric, 'euro', ${lastUpdate}::timestamptz)`);
@@ -67,10 +71,10 @@ describe('GET /v1/reports/pnl', () => {
   it('computes every hour of a normal day from buys and sells in the same hour and quarter-hour products', async () => {
     const res = await report('trader_id=rep_a&delivery_day=2023-02-07');
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = await reportBody(res);
     expect(body).toMatchObject({ trader_id: 'rep_a', delivery_day: '2023-02-07', timezone: tz });
     expect(body.hours).toHaveLength(24);
-    expect(body.hours.map((h: { label: string }) => h.label).slice(0, 3)).toEqual(['00-01', '01-02', '02-03']);
+    expect(body.hours.map((h) => h.label).slice(0, 3)).toEqual(['00-01', '01-02', '02-03']);
     // 08-09: sells 120 + 78.125, buys 205 -> -6.875, rounded to -6.88
     expect(body.hours[8]).toEqual({
       label: '08-09', delivery_start: '2023-02-07T07:00:00.000Z', delivery_end: '2023-02-07T08:00:00.000Z',
@@ -93,21 +97,21 @@ describe('GET /v1/reports/pnl', () => {
   });
 
   it('marks the total to market when every traded hour has a reference price', async () => {
-    const body = await (await report('trader_id=rep_b&delivery_day=2023-02-07')).json();
+    const body = await reportBody(report('trader_id=rep_b&delivery_day=2023-02-07'));
     expect(body.hours[13]).toMatchObject({ trades: 1, pnl_eur: -45.5, ref_price: 45.5, mtm_pnl_eur: 0, vs_ref_eur: 0 });
     expect(body.total).toMatchObject({ trades: 1, buy_mw: 1, pnl_eur: -45.5, mtm_pnl_eur: 0, vs_ref_eur: 0 });
   });
 
   it('lists 23 hours without 02-03 on the spring DST day', async () => {
-    const body = await (await report('trader_id=rep_dst&delivery_day=2023-03-26')).json();
+    const body = await reportBody(report('trader_id=rep_dst&delivery_day=2023-03-26'));
     expect(body.hours).toHaveLength(23);
-    expect(body.hours.map((h: { label: string }) => h.label).slice(0, 4)).toEqual(['00-01', '01-02', '03-04', '04-05']);
+    expect(body.hours.map((h) => h.label).slice(0, 4)).toEqual(['00-01', '01-02', '03-04', '04-05']);
     expect(body.hours[2]).toMatchObject({ label: '03-04', delivery_start: '2023-03-26T01:00:00.000Z', trades: 1, buy_mw: 1, pnl_eur: -10 });
     expect(body.total).toMatchObject({ trades: 1, pnl_eur: -10 });
   });
 
   it('lists 25 hours with the repeated hour labelled by offset on the autumn DST day', async () => {
-    const body = await (await report('trader_id=rep_dst&delivery_day=2023-10-29')).json();
+    const body = await reportBody(report('trader_id=rep_dst&delivery_day=2023-10-29'));
     expect(body.hours).toHaveLength(25);
     expect(body.hours[2]).toMatchObject({ label: '02-03 (+02:00)', delivery_start: '2023-10-29T00:00:00.000Z', trades: 1, sell_mw: 2, pnl_eur: 100 });
     expect(body.hours[3]).toMatchObject({ label: '02-03 (+01:00)', delivery_start: '2023-10-29T01:00:00.000Z', trades: 1, buy_mw: 1, pnl_eur: -30 });
@@ -116,21 +120,21 @@ describe('GET /v1/reports/pnl', () => {
   });
 
   it('returns a report of zeros for an unknown trader', async () => {
-    const body = await (await report('trader_id=nobody&delivery_day=2023-02-07')).json();
+    const body = await reportBody(report('trader_id=nobody&delivery_day=2023-02-07'));
     expect(body.hours).toHaveLength(24);
-    expect(body.hours.every((h: { trades: number; pnl_eur: number }) => h.trades === 0 && h.pnl_eur === 0)).toBe(true);
+    expect(body.hours.every((h) => h.trades === 0 && h.pnl_eur === 0)).toBe(true);
     expect(body.hours[13]).toMatchObject({ ref_price: 45.5, mtm_pnl_eur: 0 });
     expect(body.total).toEqual({ trades: 0, buy_mw: 0, sell_mw: 0, pnl_eur: 0, net_mw: 0, vwap_buy: null, vwap_sell: null, ref_price: null, mtm_pnl_eur: 0, vs_ref_eur: 0 });
   });
 
   it('reflects a late trade for a materialised day as soon as the trade is stored', async () => {
-    const before = await (await report('trader_id=rep_late&delivery_day=2023-02-07')).json();
+    const before = await reportBody(report('trader_id=rep_late&delivery_day=2023-02-07'));
     expect(before.total.trades).toBe(0);
     expect(await server.deps.pnlFreshness!.watermark()).toBeGreaterThan(Date.parse('2023-02-07T20:00:00Z'));
     const refreshes = server.deps.pnlFreshness!.stats.refreshes;
     const res = await server.request('/v1/trades', { method: 'POST', json: trade({ id: 'late1', trader_id: 'rep_late', delivery_day: '2023-02-07', delivery_hour: 20, direction: 'sell', quantity: 3, price: 10001 }) });
     expect(res.status).toBe(200);
-    const after = await (await report('trader_id=rep_late&delivery_day=2023-02-07')).json();
+    const after = await reportBody(report('trader_id=rep_late&delivery_day=2023-02-07'));
     expect(after.hours[20]).toMatchObject({ trades: 1, sell_mw: 3, pnl_eur: 300.03 });
     expect(server.deps.pnlFreshness!.stats.refreshes).toBe(refreshes + 1);
   });
@@ -138,7 +142,7 @@ describe('GET /v1/reports/pnl', () => {
   it('reflects a trade for a day above the watermark through real-time aggregation', async () => {
     const res = await server.request('/v1/trades', { method: 'POST', json: trade({ id: 'future1', trader_id: 'rep_future', delivery_day: '2030-01-10', delivery_hour: 0, direction: 'buy', quantity: 2, price: -500 }) });
     expect(res.status).toBe(200);
-    const body = await (await report('trader_id=rep_future&delivery_day=2030-01-10')).json();
+    const body = await reportBody(report('trader_id=rep_future&delivery_day=2030-01-10'));
     expect(body.hours[0]).toMatchObject({ trades: 1, buy_mw: 2, pnl_eur: 10, vwap_buy: -5 });
   });
 
@@ -153,7 +157,7 @@ describe('GET /v1/reports/pnl', () => {
     for (const [query, message] of cases) {
       const res = await report(query);
       expect(res.status, query).toBe(400);
-      const body = await res.json();
+      const body = await errorBody(res);
       expect(body.status_code).toBe(400);
       expect(body.message, query).toMatch(message);
     }
@@ -163,10 +167,10 @@ describe('GET /v1/reports/pnl', () => {
     const alice = basic('alice', 'alice-password');
     const own = await report('delivery_day=2023-02-07', alice);
     expect(own.status).toBe(200);
-    expect((await own.json()).total.trades).toBe(6);
+    expect((await reportBody(own)).total.trades).toBe(6);
     const other = await report('trader_id=rep_b&delivery_day=2023-02-07', alice);
     expect(other.status).toBe(403);
-    expect((await other.json()).message).toMatch(/^trader_id: you may only see your own report/);
+    expect((await errorBody(other)).message).toMatch(/^trader_id: you may only see your own report/);
   });
 });
 
@@ -174,8 +178,8 @@ describe('GET /v1/reports/desk', () => {
   it('sums every trader of the day for a desk role', async () => {
     const res = await server.request('/v1/reports/desk?delivery_day=2023-02-07', { auth: basic('ana', 'analyst-password') });
     expect(res.status).toBe(200);
-    const body = await res.json();
-    expect(body.traders.map((t: { trader_id: string }) => t.trader_id)).toEqual(['rep_a', 'rep_b', 'rep_late']);
+    const body = (await res.json()) as DeskReport;
+    expect(body.traders.map((t) => t.trader_id)).toEqual(['rep_a', 'rep_b', 'rep_late']);
     expect(body.traders[0]).toMatchObject({ trader_id: 'rep_a', trades: 6, pnl_eur: 51.13, mtm_pnl_eur: null });
     expect(body.traders[1]).toMatchObject({ trader_id: 'rep_b', trades: 1, pnl_eur: -45.5, mtm_pnl_eur: 0 });
     // 51.125 - 45.5 + 300.03 = 305.655 -> 305.66
@@ -187,6 +191,6 @@ describe('GET /v1/reports/desk', () => {
     expect(res.status).toBe(403);
     const bad = await server.request('/v1/reports/desk?delivery_day=yesterday');
     expect(bad.status).toBe(400);
-    expect((await bad.json()).message).toMatch(/^delivery_day:/);
+    expect((await errorBody(bad)).message).toMatch(/^delivery_day:/);
   });
 });
