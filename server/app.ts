@@ -9,6 +9,7 @@ import { ApiError, errorBody, sendError } from './http/errors';
 import { docsPage } from './http/openapi';
 import { pendingMigrations } from './db/migrate';
 import { sql } from './db';
+import { reportsRoutes } from './reports/routes';
 import { tradesRoutes } from './trades/routes';
 
 export const version = '0.1.0';
@@ -19,6 +20,7 @@ export type RouteGroup = { path: string; routes: (deps: AppDeps) => Hono<AppEnv>
 export const v1Groups: RouteGroup[] = [
   { path: '/session', routes: sessionRoutes },
   { path: '/trades', routes: tradesRoutes },
+  { path: '/reports', routes: reportsRoutes },
 ];
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {

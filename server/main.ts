@@ -15,6 +15,7 @@ import type { AppDeps } from './http/context';
 import { MetricsRegistry } from './http/metrics';
 import { OpenApiRegistry } from './http/openapi';
 import { createLogger, type Logger } from './log';
+import { PnlFreshness } from './reports/freshness';
 
 export interface RunningServer {
   url: string;
@@ -45,6 +46,10 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const admin = await ensureAdmin(db, { user: config.ADMIN_USER, password: config.ADMIN_PASSWORD });
     if (admin) log.info('created the first admin', { username: admin.username });
 
+    // Past days materialised, late deals refreshed: reports are exact within a tick of a commit.
+    const freshness = new PnlFreshness(db, config.MARKET_TZ, clock, log);
+    await freshness.start();
+    closers.unshift(() => freshness.close());
     const deps: AppDeps = {
       db, tz: config.MARKET_TZ, clock, log,
       metrics: new MetricsRegistry(),
@@ -52,6 +57,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       openapi: new OpenApiRegistry(),
       cookieSecure: config.COOKIE_SECURE,
       readiness: [],
+      pnlFreshness: freshness,
     };
     const app = createApp(deps);
     const httpServer = await new Promise<Server>((resolve) => {
