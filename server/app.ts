@@ -11,6 +11,8 @@ import { pendingMigrations } from './db/migrate';
 import { sql } from './db';
 import { reportsRoutes } from './reports/routes';
 import { tradesRoutes } from './trades/routes';
+import { feedRoutes } from './feed/routes';
+import { referencePriceRoutes } from './market-data/routes';
 
 export const version = '0.1.0';
 
@@ -21,6 +23,8 @@ export const v1Groups: RouteGroup[] = [
   { path: '/session', routes: sessionRoutes },
   { path: '/trades', routes: tradesRoutes },
   { path: '/reports', routes: reportsRoutes },
+  { path: '/feed', routes: feedRoutes },
+  { path: '/reference-prices', routes: referencePriceRoutes },
 ];
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {

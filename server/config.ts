@@ -6,6 +6,11 @@ import { isValidTimeZone } from './time/market-time';
 
 const optionalString = z.string().trim().min(1).optional().or(z.literal('').transform(() => undefined));
 
+function millis(min: number, max: number, fallback: number) {
+  const error = `must be a number of milliseconds from ${min} to ${max}`;
+  return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error }).default(fallback);
+}
+
 export const ConfigSchema = z.object({
   PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8080),
   HOST: z.string().default('0.0.0.0'),
@@ -16,6 +21,19 @@ export const ConfigSchema = z.object({
   ADMIN_PASSWORD: optionalString,
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   COOKIE_SECURE: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  // Exchange gateway (server/feed) and reference-price poller (server/market-data).
+  EXCHANGE_WS_URL: optionalString.refine((u) => u === undefined || /^wss?:\/\/[^\s]+$/.test(u), { error: 'must be a ws:// or wss:// URL' }),
+  FEED_GATEWAY_ID: optionalString,
+  FEED_HEARTBEAT_MS: millis(100, 600_000, 10_000),
+  FEED_BACKOFF_MIN_MS: millis(10, 600_000, 500),
+  FEED_BACKOFF_MAX_MS: millis(10, 3_600_000, 30_000),
+  FEED_BATCH_MAX: z.coerce.number({ error: 'must be an integer from 1 to 10000' }).int({ error: 'must be an integer from 1 to 10000' }).min(1).max(10_000).default(1000),
+  FEED_BATCH_MS: millis(0, 10_000, 20),
+  MARKET_DATA_URL: optionalString.refine((u) => u === undefined || /^https?:\/\/[^\s]+$/.test(u), { error: 'must be an http:// or https:// URL' }),
+  MARKET_DATA_PER_MINUTE: z.coerce.number({ error: 'must be a positive integer' }).int().min(1).max(100_000).default(50),
+  MARKET_DATA_PER_HOUR: z.coerce.number({ error: 'must be a positive integer' }).int().min(1).max(1_000_000).default(1000),
+  MARKET_DATA_REFRESH_MS: millis(1000, 86_400_000, 600_000),
+  MARKET_DATA_TIMEOUT_MS: millis(100, 120_000, 5000),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -28,5 +46,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
+  if (parsed.data.FEED_BACKOFF_MIN_MS > parsed.data.FEED_BACKOFF_MAX_MS) throw new ConfigError('invalid configuration:\n  FEED_BACKOFF_MAX_MS: must not be smaller than FEED_BACKOFF_MIN_MS');
   return { ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR) };
 }

@@ -16,6 +16,8 @@ import { MetricsRegistry } from './http/metrics';
 import { OpenApiRegistry } from './http/openapi';
 import { createLogger, type Logger } from './log';
 import { PnlFreshness } from './reports/freshness';
+import { startFeedGateway } from './feed';
+import { startReferencePoller } from './market-data';
 
 export interface RunningServer {
   url: string;
@@ -64,6 +66,10 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));
     });
     closers.unshift(() => new Promise<void>((resolve) => { httpServer.closeAllConnections?.(); httpServer.close(() => resolve()); }));
+    // Background parts, each started only when its env variable is set; closed before the database.
+    for (const part of [await startFeedGateway(config, deps), await startReferencePoller(config, deps)]) {
+      if (part) closers.unshift(() => part.close());
+    }
     const port = (httpServer.address() as AddressInfo).port;
     const url = `http://localhost:${port}`;
     log.info('listening', { url, docs: `${url}/docs` });
