@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { addUser } from '../server/auth/users';
 import { ensureWebBuild, root } from '../scripts/build-web';
+import { startExchangeSim, type ExchangeSim } from '../scripts/exchange-sim';
 import { startTestServer, trade, type TestServer } from './helpers/server';
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -76,6 +77,7 @@ async function waitForRow(page: Page, label: string, want: ReturnType<typeof exp
 
 describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
   let server: TestServer;
+  let exchange: ExchangeSim;
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
@@ -88,7 +90,10 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
   beforeAll(async () => {
     mkdirSync(outputDir, { recursive: true });
     await ensureWebBuild({ quiet: true });
-    server = await startTestServer();
+    // The exchange: a real websocket server that sends only the deals this test asks for.
+    exchange = await startExchangeSim({ port: 0, rate: 0, traders: [traderId] });
+    server = await startTestServer({ env: { EXCHANGE_WS_URL: exchange.url } });
+    await exchange.waitForClients(1, 20_000);
     await addUser(server.deps.db, { username: trader.username, password: trader.password, role: 'trader', trader_id: traderId });
     for (const d of deals) {
       const response = await server.request('/v1/trades', { method: 'POST', json: trade({ ...d, trader_id: traderId, delivery_day: day }) });
@@ -104,6 +109,7 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await server?.close();
+    await exchange?.close();
   });
 
   it('does send a signed-out visitor to the sign-in page and refuses a wrong password there', async () => {
@@ -137,18 +143,18 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     expect(await page.locator('[data-hour="08-09"] [data-col="pnl_eur"]').innerText()).toMatch(/^- \d/);
   });
 
-  it('does update the row and the total without a reload when a deal arrives', async () => {
-    // Set in the page: a reload would lose it. (Strings: the test's tsconfig has no DOM types.)
-    await page.evaluate('window.noReload = true');
+  it('does update the row, the total and the tape without a reload when a deal arrives on the exchange feed', async () => {
+    await page.evaluate('window.noReload = true'); // a reload would lose it (strings: no DOM types in the test's tsconfig)
     await page.waitForSelector('[data-testid="live-badge"]:has-text("Live")');
-    const arriving: PostedDeal = { id: 'e2e-4', price: 5510, quantity: 3, direction: 'sell', delivery_hour: 8 };
-    const response = await server.request('/v1/trades', { method: 'POST', json: trade({ ...arriving, trader_id: traderId, delivery_day: day }) });
-    expect(response.status).toBe(200);
+    const sent = exchange.sendDeal({ id: 'e2e-feed-1', price: 55.1, quantity: 3, direction: 'sell', delivery_day: day, delivery_hour: '08-09', trader_id: traderId });
+    // The feed speaks EUR/MWh; the API's trades (and this test's arithmetic) eurocent.
+    const arriving: PostedDeal = { id: sent.id, price: Math.round(sent.price * 100), quantity: sent.quantity, direction: sent.direction, delivery_hour: 8 };
     deals.push(arriving);
 
     await waitForRow(page, '08-09', expected(deals, 8));
     await waitForRow(page, 'total', expected(deals, 'total'));
     await page.waitForSelector(`[data-testid="tape"] [data-deal="${arriving.id}"]`);
+    await page.waitForSelector('[data-testid="feed-badge"]:has-text("Feed connected")');
     expect(await page.evaluate('window.noReload')).toBe(true);
     await page.screenshot({ path: path.join(outputDir, 'dashboard.png'), fullPage: true });
   });
