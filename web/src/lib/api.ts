@@ -97,3 +97,20 @@ export const getTrades = (traderId: string, day: string) =>
   api<Trade[]>(`/v1/trades?${new URLSearchParams({ trader_id: traderId, delivery_day: day })}`);
 
 export const getFeedStatus = () => api<FeedStatus>('/v1/feed/status');
+
+/** A nightly file compared with the live feed (GET /v1/reconciliations, branch importer). */
+export interface Reconciliation {
+  import_id: number;
+  file_name: string;
+  trading_day: string;
+  computed_at: string;
+  file_trades: number;
+  feed_trades: number;
+  matched: number;
+  only_in_file: number;
+  only_in_feed: number;
+  different: number;
+}
+
+export const getReconciliations = (day: string) =>
+  api<Reconciliation[]>(`/v1/reconciliations?${new URLSearchParams({ day, limit: '20' })}`);
