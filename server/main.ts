@@ -16,12 +16,15 @@ import { MetricsRegistry } from './http/metrics';
 import { OpenApiRegistry } from './http/openapi';
 import { createLogger, type Logger } from './log';
 import { PnlFreshness } from './reports/freshness';
+import { startLiveHub, type LiveHub } from './live/hub';
 
 export interface RunningServer {
   url: string;
   port: number;
   deps: AppDeps;
   httpServer: Server;
+  /** Socket.IO on the same port: deal, pnl and feed pushes. */
+  hub: LiveHub;
   close(): Promise<void>;
 }
 
@@ -64,11 +67,13 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));
     });
     closers.unshift(() => new Promise<void>((resolve) => { httpServer.closeAllConnections?.(); httpServer.close(() => resolve()); }));
+    const hub = await startLiveHub(httpServer, deps, freshness);
+    closers.unshift(() => hub.close()); // before the HTTP server: sockets first, then connections
     const port = (httpServer.address() as AddressInfo).port;
     const url = `http://localhost:${port}`;
     log.info('listening', { url, docs: `${url}/docs` });
     return {
-      url, port, deps, httpServer,
+      url, port, deps, httpServer, hub,
       async close() {
         for (const close of closers) await close().catch((error: Error) => log.warn('error while closing', { error }));
       },
