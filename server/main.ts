@@ -18,12 +18,15 @@ import { createLogger, type Logger } from './log';
 import { PnlFreshness } from './reports/freshness';
 import { startFeedGateway } from './feed';
 import { startReferencePoller } from './market-data';
+import { startLiveHub, type LiveHub } from './live/hub';
 
 export interface RunningServer {
   url: string;
   port: number;
   deps: AppDeps;
   httpServer: Server;
+  /** Socket.IO on the same port: deal, pnl and feed pushes. */
+  hub: LiveHub;
   close(): Promise<void>;
 }
 
@@ -66,6 +69,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));
     });
     closers.unshift(() => new Promise<void>((resolve) => { httpServer.closeAllConnections?.(); httpServer.close(() => resolve()); }));
+    const hub = await startLiveHub(httpServer, deps, freshness);
+    closers.unshift(() => hub.close()); // before the HTTP server: sockets first, then connections
     // Background parts, each started only when its env variable is set; closed before the database.
     for (const part of [await startFeedGateway(config, deps), await startReferencePoller(config, deps)]) {
       if (part) closers.unshift(() => part.close());
@@ -74,7 +79,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const url = `http://localhost:${port}`;
     log.info('listening', { url, docs: `${url}/docs` });
     return {
-      url, port, deps, httpServer,
+      url, port, deps, httpServer, hub,
       async close() {
         for (const close of closers) await close().catch((error: Error) => log.warn('error while closing', { error }));
       },
