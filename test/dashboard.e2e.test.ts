@@ -144,7 +144,11 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
   });
 
   it('does update the row, the total and the tape without a reload when a deal arrives on the exchange feed', async () => {
-    await page.evaluate('window.noReload = true'); // a reload would lose it (strings: no DOM types in the test's tsconfig)
+    // A reload would lose these (strings: the test's tsconfig has no DOM types). The observer
+    // records every cell that got the highlight, however briefly.
+    await page.evaluate(`window.noReload = true; window.flashed = [];
+      new MutationObserver((records) => { for (const r of records) if (r.target.classList.contains('flash')) window.flashed.push(r.target.closest('tr').dataset.hour + ':' + r.target.dataset.col); })
+        .observe(document.querySelector('[data-testid="report"]'), { subtree: true, attributes: true, attributeFilter: ['class'] });`);
     await page.waitForSelector('[data-testid="live-badge"]:has-text("Live")');
     const sent = exchange.sendDeal({ id: 'e2e-feed-1', price: 55.1, quantity: 3, direction: 'sell', delivery_day: day, delivery_hour: '08-09', trader_id: traderId });
     // The feed speaks EUR/MWh; the API's trades (and this test's arithmetic) eurocent.
@@ -156,7 +160,43 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     await page.waitForSelector(`[data-testid="tape"] [data-deal="${arriving.id}"]`);
     await page.waitForSelector('[data-testid="feed-badge"]:has-text("Feed connected")');
     expect(await page.evaluate('window.noReload')).toBe(true);
+    const flashed = await page.evaluate<string[]>('window.flashed');
+    expect(flashed).toEqual(expect.arrayContaining(['08-09:trades', '08-09:sell_mw', '08-09:pnl_eur', 'total:trades', 'total:pnl_eur']));
+    expect(flashed.filter((cell) => cell.startsWith('13-14') || cell.endsWith(':buy_mw'))).toEqual([]);
     await page.screenshot({ path: path.join(outputDir, 'dashboard.png'), fullPage: true });
+  });
+
+  it('does show a message, not a blank page, when the trader asks for another trader (403)', async () => {
+    await page.fill('input[name=trader_id]', 'someone_else');
+    await page.click('button:has-text("Show report")');
+    await expect(page.getByRole('alert').innerText()).resolves.toMatch(/not allowed.*own/i);
+    expect(await page.locator('button:has-text("Desk view")').count()).toBe(0);
+    await page.fill('input[name=trader_id]', traderId);
+    await page.click('button:has-text("Show report")');
+    await waitForRow(page, 'total', expected(deals, 'total'));
+  });
+
+  it('does show the desk lead every trader\'s totals in the desk view', async () => {
+    const leadContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const lead = await leadContext.newPage();
+    lead.setDefaultTimeout(10_000);
+    await addUser(server.deps.db, { username: 'lead', password: 'lead-secret-password', role: 'analyst' });
+    await lead.goto(`${server.url}/signin`);
+    await lead.fill('input[name=username]', 'lead');
+    await lead.fill('input[name=password]', 'lead-secret-password');
+    await lead.click('button[type=submit]');
+    await lead.waitForSelector('input[name=delivery_day]');
+    await lead.fill('input[name=delivery_day]', day);
+    await lead.click('button:has-text("Desk view")');
+    const row = lead.locator(`[data-testid="desk"] tr[data-trader="${traderId}"]`);
+    await row.waitFor();
+    const want = expected(deals, 'total');
+    expect(Number(await row.locator('[data-col="trades"]').innerText())).toBe(want.trades);
+    expect(parseSigned(await row.locator('[data-col="pnl_eur"]').innerText())).toBe(want.pnl_eur);
+    // A click on the trader opens her report.
+    await row.locator('button').click();
+    await waitForRow(lead, 'total', want);
+    await leadContext.close();
   });
 
   it('does fit a 390px phone screen', async () => {
