@@ -166,6 +166,22 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     await page.screenshot({ path: path.join(outputDir, 'dashboard.png'), fullPage: true });
   });
 
+  it('does fetch the report again after the server dropped the live connection, showing the deals it missed', async () => {
+    await page.evaluate('window.noReload = true');
+    server.hub.io.disconnectSockets(true); // server-side: no connection-state recovery, no replay
+    await page.waitForSelector('[data-testid="live-badge"]:has-text("Reconnecting")');
+    const missed: PostedDeal = { id: 'e2e-missed', price: 4800, quantity: 2.5, direction: 'buy', delivery_hour: 13 };
+    const response = await server.request('/v1/trades', { method: 'POST', json: trade({ ...missed, trader_id: traderId, delivery_day: day }) });
+    expect(response.status).toBe(200);
+    deals.push(missed);
+
+    await page.waitForSelector('[data-testid="live-badge"]:has-text("Live")');
+    await waitForRow(page, '13-14', expected(deals, 13));
+    await waitForRow(page, 'total', expected(deals, 'total'));
+    await page.waitForSelector(`[data-testid="tape"] [data-deal="${missed.id}"]`);
+    expect(await page.evaluate('window.noReload')).toBe(true);
+  });
+
   it('does show a message, not a blank page, when the trader asks for another trader (403)', async () => {
     await page.fill('input[name=trader_id]', 'someone_else');
     await page.click('button:has-text("Show report")');
