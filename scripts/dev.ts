@@ -27,6 +27,6 @@ function stop(code = 0) {
 
 run('server', [path.join(root, 'node_modules/tsx/dist/cli.mjs'), 'watch', 'server/main.ts'], root, { PORT: port });
 run('vite', [path.join(root, 'node_modules/vite/bin/vite.js'), 'dev', '--port', '5173'], webDir, { API_TARGET: `http://localhost:${port}` });
-process.stdout.write(`dev: dashboard with hot reload at http://localhost:5173 (API on http://localhost:${port})\n`);
+process.stdout.write(`dev: the API on http://localhost:${port}; the dashboard with hot reload at the URL vite prints (5173 unless taken)\n`);
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
