@@ -92,9 +92,9 @@ async function main() {
   const haveMarketSim = existsSync(path.join(root, 'scripts/market-sim.ts'));
   if (haveExchangeSim) child('exchange-sim', 'scripts/exchange-sim.ts', ['--port', String(exchangePort), '--rate', rate, '--traders', '4']);
   else say('scripts/exchange-sim.ts is missing: no live deals');
-  if (haveMarketSim) child('market-sim', 'scripts/market-sim.ts', ['--port', String(marketPort)]);
-  else say('scripts/market-sim.ts is missing: no reference prices');
   if (haveExchangeSim) await waitForPort(exchangePort, 'the exchange simulator');
+  if (haveMarketSim) child('market-sim', 'scripts/market-sim.ts', ['--port', String(marketPort), '--exchange', `ws://127.0.0.1:${exchangePort}`, '--update-ms', '20000']);
+  else say('scripts/market-sim.ts is missing: no reference prices');
   if (haveMarketSim) await waitForPort(marketPort, 'the market-data simulator');
 
   const config = loadConfig({
@@ -105,7 +105,7 @@ async function main() {
     ADMIN_PASSWORD: admin.password,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     ...(haveExchangeSim ? { EXCHANGE_WS_URL: `ws://127.0.0.1:${exchangePort}` } : {}),
-    ...(haveMarketSim ? { MARKET_DATA_URL: `http://127.0.0.1:${marketPort}` } : {}),
+    ...(haveMarketSim ? { MARKET_DATA_URL: `http://127.0.0.1:${marketPort}/v1` } : {}),
   });
   server = await start(config, { log: createLogger(config.LOG_LEVEL) });
   for (const user of demoUsers) {
@@ -120,7 +120,7 @@ async function main() {
     '  sign in as    password           sees',
     ...[...demoUsers, { ...admin, what: 'admin: everything' }].map((u) => `  ${u.username.padEnd(14)}${u.password.padEnd(19)}${u.what}`),
     '',
-    `  database: ${path.relative(root, dataDir) || dataDir} (embedded)   exchange: ws://localhost:${exchangePort} (${rate} deals/s)   market data: http://localhost:${marketPort}`,
+    `  database: ${path.relative(root, dataDir) || dataDir} (embedded)   exchange: ws://localhost:${exchangePort} (${rate} deals/s)   market data: http://localhost:${marketPort}/v1 (values every 20 s)`,
     '  Ctrl-C stops everything.',
     '',
   ];

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startExchangeSim, type ExchangeSim } from '../scripts/exchange-sim';
+import { loadConfig } from '../server/config';
 import { sql, type Db } from '../server/db';
 import { FeedGateway, type GatewayOptions } from '../server/feed/gateway';
 import type { FeedStatus } from '../server/live/events';
@@ -82,8 +83,11 @@ describe('exchange gateway', () => {
     expect(g.counts.stored).toBe(300);
     expect(g.counts.duplicates).toBe(g.counts.received - 300); // the replayed ones that had arrived before
     const intervals = await server.deps.db.query<{ state: string; ended_at: Date | null }>(sql`SELECT state, ended_at FROM feed_intervals WHERE gateway_id = ${g.gatewayId} ORDER BY id`);
-    expect(intervals.map((i) => i.state)).toEqual(['disconnected', 'connected', 'disconnected', 'connected']);
-    expect(intervals.slice(0, 3).every((i) => i.ended_at !== null)).toBe(true);
+    // Alternating, every one closed but the last (a loaded machine may add a reconnect of its own).
+    expect(intervals.length).toBeGreaterThanOrEqual(4);
+    intervals.forEach((iv, i) => expect(iv.state).toBe(i % 2 === 0 ? 'disconnected' : 'connected'));
+    expect(intervals.slice(0, -1).every((i) => i.ended_at !== null)).toBe(true);
+    expect(intervals.at(-1)!.ended_at).toBeNull();
   });
 
   it('terminates the connection and reconnects when the exchange stops answering pings', async () => {
@@ -151,18 +155,21 @@ describe('exchange gateway', () => {
   });
 
   it('stores each deal once when two gateways are connected to the same exchange', async () => {
-    const s = await sim();
+    const s = await sim({ replay: 1000 }); // a gateway that reconnects gets what it missed
     const [a, b] = await Promise.all([gateway(s.url), gateway(s.url)]);
     await connected(a);
     await connected(b);
     await s.waitForClients(2);
     for (let i = 0; i < 400; i++) s.sendDeal({ trader_id: 'feed_two' });
-    await until(() => done(a) === 400 && done(b) === 400, 'both gateways handled 400 deals');
-    const stored = await storedIds(s.deals[0]!.id.split('-')[0]!);
+    const prefix = s.deals[0]!.id.split('-')[0]!;
+    await until(async () => (await storedIds(prefix)).size === 400 && done(a) >= 400 && done(b) >= 400, 'both gateways handled 400 deals');
+    await Promise.all([a.drained(), b.drained()]);
+    const stored = await storedIds(prefix);
     expect(stored.size).toBe(400);
     expect([...stored.values()].every((n) => n === 1)).toBe(true);
     expect(a.counts.stored + b.counts.stored).toBe(400);
-    expect(a.counts.duplicates + b.counts.duplicates).toBe(400);
+    expect(a.counts.duplicates + b.counts.duplicates).toBe(a.counts.received + b.counts.received - 400);
+    expect(a.counts.conflicts + b.counts.conflicts).toBe(0);
   });
 
   it('retries a batch until the database takes it when the database fails', async () => {
@@ -177,6 +184,22 @@ describe('exchange gateway', () => {
     await until(() => g.counts.stored === 20, '20 deals stored after the database recovered');
     expect(failures).toBeLessThan(0);
     expect((await storedIds(s.deals[0]!.id.split('-')[0]!)).size).toBe(20);
+  });
+});
+
+describe('feed configuration', () => {
+  it('refuses a config naming the variable when EXCHANGE_WS_URL or a feed setting is wrong', () => {
+    expect(() => loadConfig({ EXCHANGE_WS_URL: 'http://exchange' })).toThrow(/EXCHANGE_WS_URL: must be a ws:\/\/ or wss:\/\/ URL/);
+    expect(() => loadConfig({ MARKET_DATA_URL: 'ftp://x' })).toThrow(/MARKET_DATA_URL: must be an http/);
+    expect(() => loadConfig({ FEED_HEARTBEAT_MS: 'soon' })).toThrow(/FEED_HEARTBEAT_MS: must be a number of milliseconds/);
+    expect(() => loadConfig({ FEED_BACKOFF_MIN_MS: '5000', FEED_BACKOFF_MAX_MS: '100' })).toThrow(/FEED_BACKOFF_MAX_MS: must not be smaller/);
+    expect(loadConfig({ EXCHANGE_WS_URL: 'wss://exchange.example/feed' }).EXCHANGE_WS_URL).toBe('wss://exchange.example/feed');
+  });
+
+  it('describes the feed and reference-price endpoints when the OpenAPI document is fetched', async () => {
+    const doc = await json(server.request('/v1/openapi.json'));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/feed/status', '/v1/feed/dead-letters', '/v1/reference-prices']));
+    expect(JSON.stringify(doc.paths['/v1/feed/dead-letters'])).toContain('limit');
   });
 });
 

@@ -83,7 +83,8 @@ export class FeedGateway extends EventEmitter {
   private heartbeatTimer?: NodeJS.Timeout;
   private beatTimer?: NodeJS.Timeout;
   private flushTimer?: NodeJS.Timeout;
-  private lastPong = 0;
+  private ponged = true;
+  private missed = 0;
   private pending: Item[] = [];
   private current?: Batch;
   private flushing?: Promise<void>;
@@ -194,14 +195,15 @@ export class FeedGateway extends EventEmitter {
       this.connections += 1;
       this.connected = true;
       this.since = this.clock.now();
-      this.lastPong = Date.now();
+      this.ponged = true;
+      this.missed = 0;
       this.log.info('connected to the exchange', { url: this.o.url, gateway: this.gatewayId });
       void this.recordInterval('connected', this.since, null);
       this.heartbeatTimer = setInterval(() => this.heartbeat(ws), this.o.heartbeatMs);
       this.emit('connected');
       void this.publishStatus();
     });
-    ws.on('pong', () => { this.lastPong = Date.now(); });
+    ws.on('pong', () => { this.ponged = true; });
     ws.on('message', (data, isBinary) => this.receive(isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString()));
     ws.on('error', (error) => { downReason = error.message; this.log.warn('exchange connection error', { url: this.o.url, error: error.message }); });
     ws.on('close', (code, reason) => {
@@ -210,7 +212,8 @@ export class FeedGateway extends EventEmitter {
         const why = downReason !== 'connection failed' ? downReason : `closed with code ${code}${reason.length ? ` (${reason.toString()})` : ''}`;
         this.connected = false;
         this.since = this.clock.now();
-        this.log.warn('disconnected from the exchange', { url: this.o.url, reason: why });
+        if (this.closing) this.log.info('disconnected from the exchange: gateway stopping', { url: this.o.url });
+        else this.log.warn('disconnected from the exchange', { url: this.o.url, reason: why });
         void this.recordInterval('disconnected', this.since, this.closing ? 'gateway stopping' : why);
         this.emit('disconnected', why);
         void this.publishStatus();
@@ -219,14 +222,21 @@ export class FeedGateway extends EventEmitter {
     });
   }
 
+  /**
+   * Counted in ticks, not wall time: when our own event loop stalls (a long query), the pong
+   * waits in the socket while the timer fires late, and wall time would blame the exchange.
+   */
   private heartbeat(ws: WebSocket): void {
     if (ws.readyState !== WebSocket.OPEN) return;
-    if (Date.now() - this.lastPong > 2 * this.o.heartbeatMs) {
+    if (this.ponged) this.missed = 0;
+    else this.missed += 1;
+    if (this.missed >= 2) {
       this.log.warn('no pong from the exchange for two heartbeat intervals: terminating the connection', { url: this.o.url });
       ws.emit('error', new Error(`no pong for ${2 * this.o.heartbeatMs} ms`));
       ws.terminate();
       return;
     }
+    this.ponged = false;
     ws.ping();
   }
 

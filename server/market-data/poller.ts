@@ -51,8 +51,8 @@ const ProviderAnswer = z.object({
   delivery_day: z.string().optional(),
   delivery_hour: z.string().optional(),
   value: z.number({ error: 'must be a number or null' }).nullable().optional(),
-  unit: z.string().optional(),
-  last_update: z.string().optional(),
+  unit: z.string().nullable().optional(),
+  last_update: z.string().nullable().optional(),
 });
 
 /** The provider's hour string for a slot of the local day. */
@@ -230,7 +230,7 @@ export class ReferencePoller {
     if (answer.delivery_day !== undefined && answer.delivery_day !== target.day) throw new Error(`answer for delivery_day ${answer.delivery_day}, asked for ${target.day}`);
     const value = numberToDecimal(answer.value);
     if (value === undefined) throw new Error(`value ${answer.value} is not a plain decimal number`);
-    const lastUpdate = answer.last_update === undefined ? NaN : Date.parse(answer.last_update);
+    const lastUpdate = answer.last_update == null ? NaN : Date.parse(answer.last_update);
     if (Number.isNaN(lastUpdate)) throw new Error(`last_update ${JSON.stringify(answer.last_update)} is not an ISO-8601 time`);
     const inserted = await this.db.query(sql`
       INSERT INTO reference_prices (delivery_start, delivery_end, delivery_day, value, unit, last_update, observed_at)
