@@ -76,8 +76,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return next();
   });
   for (const group of v1Groups) v1.route(group.path, group.routes(deps));
-  v1.notFound((c) => c.json(errorBody(404, `no such endpoint: ${c.req.method} ${c.req.path} (see /docs)`), 404));
   app.route('/v1', v1);
+  app.notFound((c) => c.json(errorBody(404, `no such endpoint: ${c.req.method} ${c.req.path}${c.req.path.startsWith('/v1') ? ' (see /docs)' : ''}`), 404));
 
   app.get('/docs', (c) => c.html(docsPage(deps.openapi.document({ version }))));
   return app;

@@ -30,7 +30,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix = ''): 
     .map((issue) => {
       const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
       let message = issue.message;
-      if (issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined) message = 'is required';
+      if (issue.path.length > 0 && (issue as { input?: unknown }).input === undefined && issue.code !== 'custom') message = 'is required';
       if (issue.code === 'unrecognized_keys') return `${path ? `${path}: ` : ''}unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
       return path ? `${path}: ${message}` : message;
     })

@@ -66,6 +66,19 @@ export interface ApiTrade {
   execution_time: string;
 }
 
+// Intl formatting costs microseconds per call; a desk trades a few thousand distinct periods.
+const hourCache = new Map<string, number>();
+function localStartHour(start: Date, tz: string): number {
+  const key = `${tz}|${start.getTime()}`;
+  let hour = hourCache.get(key);
+  if (hour === undefined) {
+    hour = toLocal(start, tz).hour;
+    if (hourCache.size > 100_000) hourCache.clear();
+    hourCache.set(key, hour);
+  }
+  return hour;
+}
+
 export function toApiTrade(row: TradeRow, tz: string): ApiTrade {
   return {
     id: row.id,
@@ -73,7 +86,7 @@ export function toApiTrade(row: TradeRow, tz: string): ApiTrade {
     quantity: Number(trimDecimal(row.quantity)),
     direction: row.direction,
     delivery_day: row.delivery_day,
-    delivery_hour: toLocal(row.delivery_start, tz).hour,
+    delivery_hour: localStartHour(row.delivery_start, tz),
     trader_id: row.trader_id,
     execution_time: row.execution_time.toISOString().replace('.000Z', 'Z'),
   };

@@ -21,7 +21,7 @@ export const utcDateTime = z
 export const identifier = (what: string) =>
   z
     .string({ error: `must be a string (the ${what})` })
-    .min(1, { error: 'must not be empty' })
+    .min(1, { error: 'must not be empty', abort: true })
     .max(128, { error: 'must be at most 128 characters' })
     .regex(printable, { error: 'must be printable ASCII without spaces' });
 
@@ -35,21 +35,21 @@ export const Trade = z
     id: identifier('exchange deal id').meta({ example: '123' }),
     price: z
       .number({ error: 'must be a number: the price in eurocent per MWh' })
-      .int({ error: (i) => `must be an integer number of eurocent per MWh (got ${String(i.input)})` })
+      .int({ error: (i) => `must be an integer number of eurocent per MWh (got ${String(i.input)})`, abort: true })
       .min(-maxPriceCents, { error: `must be at least -${maxPriceCents}` })
       .max(maxPriceCents, { error: `must be at most ${maxPriceCents}` })
       .meta({ description: 'Price in eurocent per MWh (2050 = 20.50 EUR/MWh); negative prices are valid.', example: 2050 }),
     quantity: z
       .number({ error: 'must be a number: the quantity in MW' })
-      .gt(0, { error: (i) => `must be greater than 0 MW (got ${String(i.input)})` })
-      .max(maxQuantityMw, { error: `must be at most ${maxQuantityMw} MW` })
+      .gt(0, { error: (i) => `must be greater than 0 MW (got ${String(i.input)})`, abort: true })
+      .max(maxQuantityMw, { error: `must be at most ${maxQuantityMw} MW`, abort: true })
       .refine((q) => /^-?\d+(\.\d{1,6})?$/.test(String(q)), { error: 'must have at most 6 decimal places' })
       .meta({ description: 'Quantity in MW.', example: 12.3 }),
     direction: Direction,
     delivery_day: dayString.meta({ description: 'Local market delivery day (MARKET_TZ).' }),
     delivery_hour: z
       .number({ error: 'must be an integer from 0 to 23: the local start hour' })
-      .int({ error: (i) => `must be an integer from 0 to 23 (got ${String(i.input)})` })
+      .int({ error: (i) => `must be an integer from 0 to 23 (got ${String(i.input)})`, abort: true })
       .min(0, { error: (i) => `must be from 0 to 23 (got ${String(i.input)})` })
       .max(23, { error: (i) => `must be from 0 to 23 (got ${String(i.input)})` })
       .meta({ description: 'Local start hour: 14 means 14:00-15:00. On the 25-hour day, 2 is the first 02:00 hour.', example: 8 }),

@@ -96,25 +96,27 @@ export async function ingestTrades(db: Db, rows: readonly TradeRow[], source: Tr
   return outcomes;
 }
 
-/** NOTIFY inside the transaction: listeners hear of the trades only once they are committed. */
+/**
+ * NOTIFY inside the transaction: listeners hear of the trades only once they are committed. All
+ * chunks go in one statement, whatever the batch size.
+ */
 async function announce(tx: Queryable, source: TradeSource, rows: readonly TradeRow[], tz: string) {
-  let chunk: ApiTrade[] = [];
+  const payloads: string[] = [];
+  let chunk: string[] = [];
   let bytes = 0;
-  const flush = async () => {
-    if (!chunk.length) return;
-    const event: TradesStoredEvent = { source, trades: chunk };
-    await tx.query(sql`SELECT pg_notify(${tradesStoredChannel}, ${JSON.stringify(event)})`);
-    chunk = [];
-    bytes = 0;
-  };
+  const envelope = (items: string[]) => `{"source":${JSON.stringify(source)},"trades":[${items.join(',')}]}`;
   for (const row of rows) {
-    const trade = toApiTrade(row, tz);
-    const size = JSON.stringify(trade).length + 1;
-    if (bytes + size > maxNotifyBytes - 40) await flush();
+    const trade = JSON.stringify(toApiTrade(row, tz));
+    if (chunk.length && bytes + trade.length + 1 > maxNotifyBytes - 40) {
+      payloads.push(envelope(chunk));
+      chunk = [];
+      bytes = 0;
+    }
     chunk.push(trade);
-    bytes += size;
+    bytes += trade.length + 1;
   }
-  await flush();
+  if (chunk.length) payloads.push(envelope(chunk));
+  if (payloads.length) await tx.query(sql`SELECT pg_notify(${tradesStoredChannel}, payload) FROM unnest(${payloads}::text[]) WITH ORDINALITY AS p(payload, n) ORDER BY n`);
 }
 
 type StoredRow = TradeRow & { source: TradeSource; received_at: Date };

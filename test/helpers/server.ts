@@ -48,3 +48,9 @@ export function trade(overrides: Record<string, unknown> = {}) {
     trader_id: 'trader_1', execution_time: '2023-02-06T06:13:45Z', ...overrides,
   };
 }
+
+/** A response's JSON body, typed loosely for assertions. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function jsonOf(res: Response): Promise<any> {
+  return res.json();
+}
