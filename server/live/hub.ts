@@ -100,10 +100,12 @@ export class LiveHub {
       const checked = this.checkSubscription(user, input);
       if (!checked.ok) return ack(checked);
       const { trader_id, delivery_day } = checked.value;
-      pnlReport(this.deps.db, trader_id, delivery_day, this.deps.tz).then((report) => {
-        socket.join(traderRoom(trader_id, delivery_day));
-        ack({ ok: true, report });
-      }, (error: Error) => {
+      // Join before reading the snapshot: a deal committed in between is then pushed too (pnl
+      // rows are absolute values, so seeing one twice is harmless; missing one is not).
+      const room = traderRoom(trader_id, delivery_day);
+      socket.join(room);
+      pnlReport(this.deps.db, trader_id, delivery_day, this.deps.tz).then((report) => ack({ ok: true, report }), (error: Error) => {
+        socket.leave(room);
         this.deps.log.error('live: report for a subscription failed', { error });
         ack({ ok: false, error: 'internal error; the server log has the details' });
       });
