@@ -86,7 +86,7 @@ async function main() {
     if (!(await portFree(p))) throw new Error(`port ${p} (for ${what}) is in use; set ${variable} to another port`);
   }
 
-  say((await ensureWebBuild({ log: say })) ? 'dashboard built' : 'dashboard up to date');
+  say((await ensureWebBuild({ log: say, quiet: true })) ? 'dashboard built' : 'dashboard up to date');
 
   const haveExchangeSim = existsSync(path.join(root, 'scripts/exchange-sim.ts'));
   const haveMarketSim = existsSync(path.join(root, 'scripts/market-sim.ts'));
@@ -105,7 +105,9 @@ async function main() {
     ADMIN_PASSWORD: admin.password,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     ...(haveExchangeSim ? { EXCHANGE_WS_URL: `ws://127.0.0.1:${exchangePort}` } : {}),
-    ...(haveMarketSim ? { MARKET_DATA_URL: `http://127.0.0.1:${marketPort}/v1` } : {}),
+    // The simulator has values only once deals arrived: ask again every 30 s, not every 10 min
+    // (24 hours per 30 s stays under the provider's 50 requests a minute).
+    ...(haveMarketSim ? { MARKET_DATA_URL: `http://127.0.0.1:${marketPort}/v1`, MARKET_DATA_REFRESH_MS: process.env.MARKET_DATA_REFRESH_MS ?? '30000' } : {}),
   });
   server = await start(config, { log: createLogger(config.LOG_LEVEL) });
   for (const user of demoUsers) {
