@@ -192,6 +192,15 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     await waitForRow(page, 'total', expected(deals, 'total'));
   });
 
+  it('does say so and offer a retry, not a blank page, when the API cannot be reached', async () => {
+    await page.route('**/v1/reports/**', (route) => route.abort('connectionrefused'));
+    await page.click('button:has-text("Show report")');
+    await expect(page.getByRole('alert').innerText()).resolves.toMatch(/cannot be reached/);
+    await page.unroute('**/v1/reports/**');
+    await page.click('button:has-text("Try again")');
+    await waitForRow(page, 'total', expected(deals, 'total'));
+  });
+
   it('does show the desk lead every trader\'s totals in the desk view', async () => {
     const leadContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const lead = await leadContext.newPage();
