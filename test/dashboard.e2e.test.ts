@@ -182,6 +182,19 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     expect(await page.evaluate('window.noReload')).toBe(true);
   });
 
+  it('does show 25 hours with the repeated hour told apart on the autumn DST day', async () => {
+    await page.fill('input[name=delivery_day]', '2023-10-29');
+    await page.click('button:has-text("Show report")');
+    await page.waitForSelector('[data-testid="report"] tr[data-hour="03-04"]');
+    expect(await page.locator('[data-testid="report"] tbody tr').count()).toBe(25);
+    const twice = await page.locator('[data-testid="report"] tbody tr[data-hour^="02-03"] th').allInnerTexts();
+    expect(twice).toHaveLength(2);
+    expect(new Set(twice).size).toBe(2);
+    await page.fill('input[name=delivery_day]', day);
+    await page.click('button:has-text("Show report")');
+    await waitForRow(page, 'total', expected(deals, 'total'));
+  });
+
   it('does show a message, not a blank page, when the trader asks for another trader (403)', async () => {
     await page.fill('input[name=trader_id]', 'someone_else');
     await page.click('button:has-text("Show report")');
