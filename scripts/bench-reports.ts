@@ -68,8 +68,14 @@ async function main() {
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', ADMIN_USER: user.name, ADMIN_PASSWORD: user.password, LOG_LEVEL: 'warn', DATA_DIR: dir });
   const server = await start(config, { db, log: createLogger('warn') });
   const freshness = server.deps.pnlFreshness!;
-  const get = async (url: string) => {
-    const res = await fetch(`${server.url}${url}`, { headers: { authorization: auth } });
+  const get = async (url: string): Promise<unknown> => {
+    let res: Response;
+    try {
+      res = await fetch(`${server.url}${url}`, { headers: { authorization: auth } });
+    } catch {
+      // A kept-alive connection the server closed while the database was busy: once more.
+      res = await fetch(`${server.url}${url}`, { headers: { authorization: auth } });
+    }
     if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
     return res.json();
   };
