@@ -2,7 +2,10 @@
 // database, and latency from a deal leaving the simulator to its trades_stored NOTIFY arriving
 // at a LISTEN (p50/p99 at a steady rate). Everything runs in this one process and one thread
 // (simulator, gateway, PGlite), so the figures are conservative.
-// `npm run bench:feed -- [--deals 50000] [--rate 1000] [--seconds 10]`
+// `npm run bench:feed -- [--deals 50000] [--sim-rate 6000] [--rate 1000] [--seconds 10]`
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { openDb, type Db } from '../server/db';
 import { migrate } from '../server/db/migrate';
@@ -43,6 +46,32 @@ async function throughput(db: Db, deals: number) {
   await gateway.close();
   await sim.close();
   return { deals, sent_per_s: Math.round(deals / (sentMs / 1000)), stored_per_s: Math.round(deals / (ms / 1000)), seconds: +(ms / 1000).toFixed(2) };
+}
+
+/**
+ * The simulator as its own process (as deployed) sending `rate` deals/s: the stored rate over
+ * the steady part of the run shows whether the gateway keeps up.
+ */
+async function throughputSeparateSim(db: Db, rate: number, seconds: number) {
+  const child = spawn(process.execPath, [...process.execArgv, 'scripts/exchange-sim.ts', '--port', '0', '--rate', String(rate)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const lines = createInterface({ input: child.stdout! });
+    const [first] = (await once(lines, 'line')) as [string];
+    const url = (JSON.parse(first) as { url: string }).url.replace('localhost', '127.0.0.1');
+    const gateway = new FeedGateway({ db, url, tz, batchMax: 2000, batchMs: 10 });
+    await gateway.start();
+    await waitFor(() => gateway.connected, 10_000, 'connection');
+    await new Promise((r) => setTimeout(r, 1000)); // warm-up
+    const [c0, t0] = [gateway.counts.stored, performance.now()];
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const [c1, t1] = [gateway.counts.stored, performance.now()];
+    await gateway.close();
+    // Deals not yet read wait in the simulator's socket buffer (TCP backpressure), not here.
+    const stored = Math.round((c1 - c0) / ((t1 - t0) / 1000));
+    return { offered_per_s: rate, stored_per_s: stored, keeps_up: stored >= 0.95 * rate };
+  } finally {
+    child.kill('SIGTERM');
+  }
 }
 
 /** Steady rate: latency from sending a deal to its trades_stored NOTIFY at a LISTEN. */
@@ -94,11 +123,16 @@ async function socketIoLatency(): Promise<{ skipped: string }> {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { deals: { type: 'string', default: '50000' }, rate: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' } } });
+  const { values } = parseArgs({ options: {
+    deals: { type: 'string', default: '50000' }, rate: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' },
+    'sim-rate': { type: 'string', default: '6000' },
+  } });
   const db = await openDb({}); // embedded, in memory
   await migrate(db);
   const t = await throughput(db, Number(values.deals));
-  process.stdout.write(`throughput: ${JSON.stringify(t)}\n`);
+  process.stdout.write(`throughput, simulator in this process: ${JSON.stringify(t)}\n`);
+  const sep = await throughputSeparateSim(db, Number(values['sim-rate']), Number(values.seconds));
+  process.stdout.write(`throughput, simulator as its own process: ${JSON.stringify(sep)}\n`);
   const l = await notifyLatency(db, Number(values.rate), Number(values.seconds));
   process.stdout.write(`latency deal -> trades_stored NOTIFY: ${JSON.stringify(l)}\n`);
   process.stdout.write(`latency deal -> socket.io-client: ${JSON.stringify(await socketIoLatency())}\n`);

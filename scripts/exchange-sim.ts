@@ -66,6 +66,8 @@ export interface ExchangeSim extends EventEmitter {
   dropConnections(): void;
   /** false: stop answering pings while keeping the connection open (a dead link). */
   answerPings(on: boolean): void;
+  /** Stops the generated traffic (rate, bursts, drops); the server keeps running. */
+  stop(): void;
   close(): Promise<void>;
 }
 
@@ -162,8 +164,11 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
       for (const client of wss.clients) client.terminate();
     },
     answerPings(on: boolean) { pongs = on; },
-    async close() {
+    stop() {
       for (const t of timers) clearInterval(t);
+    },
+    async close() {
+      sim.stop();
       for (const client of wss.clients) client.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },

@@ -5,7 +5,8 @@ import { sql, type Db } from '../server/db';
 import { FeedGateway, type GatewayOptions } from '../server/feed/gateway';
 import type { FeedStatus } from '../server/live/events';
 import { channels } from '../server/live/events';
-import { startTestServer, type TestServer } from './helpers/server';
+import { addUser } from '../server/auth/users';
+import { basic, startTestServer, type TestServer } from './helpers/server';
 import { until } from './helpers/wait';
 
 let server: TestServer;
@@ -40,6 +41,12 @@ async function storedIds(prefix: string): Promise<Map<string, number>> {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = async (r: Promise<Response>): Promise<any> => (await r).json();
+
+/** The real test database with its transactions routed through `transaction` (slow or failing). */
+function withTransaction(transaction: Db['transaction']): Db {
+  const db = server.deps.db;
+  return { kind: db.kind, query: db.query.bind(db), bulkInsert: db.bulkInsert.bind(db), execScript: db.execScript.bind(db), listen: db.listen.bind(db), notify: db.notify.bind(db), close: async () => {}, transaction };
+}
 
 const done = (g: FeedGateway) => g.counts.stored + g.counts.duplicates + g.counts.conflicts + g.counts.dead_lettered;
 
@@ -88,6 +95,22 @@ describe('exchange gateway', () => {
     intervals.forEach((iv, i) => expect(iv.state).toBe(i % 2 === 0 ? 'disconnected' : 'connected'));
     expect(intervals.slice(0, -1).every((i) => i.ended_at !== null)).toBe(true);
     expect(intervals.at(-1)!.ended_at).toBeNull();
+  });
+
+  it('stores every deal exactly once when the exchange drops connections, repeats deals and sends garbage all the time', async () => {
+    const s = await sim({ rate: 400, duplicates: 0.05, malformed: 0.05, dropEvery: 250, burstEvery: 300, burstSize: 100, replay: 5000, synonym: 0.2, traders: ['feed_chaos'] });
+    const g = await gateway(s.url);
+    await until(() => s.deals.length >= 1200 && g.connections >= 3, 'traffic with several reconnects', 20_000);
+    s.stop();
+    const prefix = s.deals[0]!.id.split('-')[0]!;
+    await until(async () => (await storedIds(prefix)).size === s.deals.length, 'every sent deal stored', 20_000);
+    const stored = await storedIds(prefix);
+    expect([...stored.keys()].sort()).toEqual(s.deals.map((d) => d.id).sort());
+    expect([...stored.values()].every((n) => n === 1)).toBe(true);
+    await g.drained();
+    expect(g.counts.stored).toBe(s.deals.length);
+    expect(g.counts.conflicts).toBe(0);
+    expect(g.counts.dead_lettered).toBeGreaterThan(0);
   });
 
   it('terminates the connection and reconnects when the exchange stops answering pings', async () => {
@@ -152,6 +175,9 @@ describe('exchange gateway', () => {
     expect(reasons[5]).toMatch(/^deal_confirmation\.price: must have at most 2 decimal places/);
     expect(reasons[6]).toMatch(/^message: expected the key "deal_confirmation"/);
     expect((await server.request('/v1/feed/dead-letters?limit=0')).status).toBe(400);
+    await addUser(server.deps.db, { username: 'feed_trader', password: 'trader-password-1', role: 'trader', trader_id: 'feed_dead' });
+    const asTrader = await server.request('/v1/feed/dead-letters', { auth: basic('feed_trader', 'trader-password-1') });
+    expect(asTrader.status).toBe(403);
   });
 
   it('stores each deal once when two gateways are connected to the same exchange', async () => {
@@ -172,12 +198,28 @@ describe('exchange gateway', () => {
     expect(a.counts.conflicts + b.counts.conflicts).toBe(0);
   });
 
+  it('stores a burst in a few micro-batches and pauses reading when too much waits for the database', async () => {
+    const s = await sim();
+    const db = server.deps.db;
+    const slow = withTransaction(async (fn) => { await new Promise((r) => setTimeout(r, 100)); return db.transaction(fn); }); // a slow database
+    const g = await gateway(s.url, { db: slow, batchMax: 500, maxPending: 1000 });
+    await connected(g);
+    const batches: number[] = [];
+    g.on('batch', (outcomes: unknown[]) => batches.push(outcomes.length));
+    for (let i = 0; i < 3000; i++) s.sendDeal({ trader_id: 'feed_burst' });
+    await until(() => g.counts.stored === 3000, '3000 deals stored');
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(3000);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(500);
+    expect(batches.length).toBeLessThan(100); // micro-batched, not one transaction per deal
+    expect(g.pauses).toBeGreaterThan(0);
+    expect((await storedIds(s.deals[0]!.id.split('-')[0]!)).size).toBe(3000);
+  });
+
   it('retries a batch until the database takes it when the database fails', async () => {
     const s = await sim();
     let failures = 3;
     const db = server.deps.db;
-    const flaky: Db = { ...db, kind: db.kind, query: db.query.bind(db), bulkInsert: db.bulkInsert.bind(db), execScript: db.execScript.bind(db), listen: db.listen.bind(db), notify: db.notify.bind(db), close: async () => {},
-      transaction: (fn) => (failures-- > 0 ? Promise.reject(new Error('connection reset (injected)')) : db.transaction(fn)) };
+    const flaky = withTransaction((fn) => (failures-- > 0 ? Promise.reject(new Error('connection reset (injected)')) : db.transaction(fn)));
     const g = await gateway(s.url, { db: flaky, backoffMinMs: 5 });
     await connected(g);
     for (let i = 0; i < 20; i++) s.sendDeal({ trader_id: 'feed_dbfail' });
@@ -216,6 +258,9 @@ describe('feed inside the server', () => {
     s.sendDeal({ trader_id: 'feed_inner', price: 20.5 });
     await until(async () => (await json(inner.request('/v1/feed/status'))).last_message_at !== null && notified.some((n) => n.connected), 'status after a deal');
     const up: FeedStatus = await json(inner.request('/v1/feed/status'));
+    const metrics = await (await inner.request('/metrics')).text();
+    expect(metrics).toMatch(/powerdesk_feed_connected\{gateway="inner-gw"\} 1/);
+    expect(metrics).toMatch(/powerdesk_feed_messages_total\{outcome="stored"\} [1-9]/);
     expect(up.connected).toBe(true);
     expect(up.counts.stored).toBeGreaterThanOrEqual(1);
     s.dropConnections(); // the next attempt is 2.5-5 s away: long enough to look at the outage

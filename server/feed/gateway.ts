@@ -59,7 +59,7 @@ interface Batch {
   sideWritten?: boolean;
 }
 
-const feedMetrics: WeakMap<MetricsRegistry, Counter> = new WeakMap();
+const feedMetrics: WeakMap<MetricsRegistry, { messages: Counter; connected: Counter }> = new WeakMap();
 
 export class FeedGateway extends EventEmitter {
   readonly gatewayId: string;
@@ -69,6 +69,8 @@ export class FeedGateway extends EventEmitter {
   lastMessageAt: Date | null = null;
   /** Connections opened so far (tests and logs). */
   connections = 0;
+  /** Times reading was paused because too much waited for the database. */
+  pauses = 0;
 
   private readonly db: Db;
   private readonly clock: Clock;
@@ -76,6 +78,7 @@ export class FeedGateway extends EventEmitter {
   private readonly o: Required<Omit<GatewayOptions, 'db' | 'clock' | 'log' | 'metrics' | 'gatewayId'>>;
   private readonly messages?: Counter;
   private readonly metrics?: MetricsRegistry;
+  private readonly connectedGauge?: Counter;
   private ws?: WebSocket;
   private attempt = 0;
   private closing = false;
@@ -114,12 +117,16 @@ export class FeedGateway extends EventEmitter {
       random: options.random ?? Math.random,
     };
     if (options.metrics) {
-      let counter = feedMetrics.get(options.metrics);
-      if (!counter) {
-        counter = options.metrics.register(new Counter('powerdesk_feed_messages_total', 'Exchange feed messages by outcome (stored, duplicate, conflict, dead_letter)'));
-        feedMetrics.set(options.metrics, counter);
+      let m = feedMetrics.get(options.metrics);
+      if (!m) {
+        m = {
+          messages: options.metrics.register(new Counter('powerdesk_feed_messages_total', 'Exchange feed messages by outcome (stored, duplicate, conflict, dead_letter)')),
+          connected: options.metrics.register(new Counter('powerdesk_feed_connected', 'Whether this process\'s gateway is connected to the exchange (1) or not (0)', 'gauge')),
+        };
+        feedMetrics.set(options.metrics, m);
       }
-      this.messages = counter;
+      this.messages = m.messages;
+      this.connectedGauge = m.connected;
       this.metrics = options.metrics;
     }
     this.on('error', () => {}); // an EventEmitter 'error' without a listener would throw
@@ -197,9 +204,12 @@ export class FeedGateway extends EventEmitter {
       this.since = this.clock.now();
       this.ponged = true;
       this.missed = 0;
+      this.paused = this.pending.length >= this.o.maxPending; // a new socket starts reading; hold it if still full
+      if (this.paused) ws.pause();
       this.log.info('connected to the exchange', { url: this.o.url, gateway: this.gatewayId });
       void this.recordInterval('connected', this.since, null);
       this.heartbeatTimer = setInterval(() => this.heartbeat(ws), this.o.heartbeatMs);
+      this.connectedGauge?.set({ gateway: this.gatewayId }, 1);
       this.emit('connected');
       void this.publishStatus();
     });
@@ -215,6 +225,7 @@ export class FeedGateway extends EventEmitter {
         if (this.closing) this.log.info('disconnected from the exchange: gateway stopping', { url: this.o.url });
         else this.log.warn('disconnected from the exchange', { url: this.o.url, reason: why });
         void this.recordInterval('disconnected', this.since, this.closing ? 'gateway stopping' : why);
+        this.connectedGauge?.set({ gateway: this.gatewayId }, 0);
         this.emit('disconnected', why);
         void this.publishStatus();
       }
@@ -228,6 +239,7 @@ export class FeedGateway extends EventEmitter {
    */
   private heartbeat(ws: WebSocket): void {
     if (ws.readyState !== WebSocket.OPEN) return;
+    if (this.paused) { this.ponged = true; return; } // we are not reading: a pong could not reach us
     if (this.ponged) this.missed = 0;
     else this.missed += 1;
     if (this.missed >= 2) {
@@ -252,12 +264,19 @@ export class FeedGateway extends EventEmitter {
     const receivedAt = this.clock.now();
     this.counts.received += 1;
     this.lastMessageAt = receivedAt;
-    const parsed = parseFeedMessage(raw, this.o.tz);
-    this.pending.push(parsed.kind === 'deal' ? { raw, receivedAt, row: parsed.row } : { raw, receivedAt, reason: parsed.reason });
+    let item: Item;
+    try {
+      const parsed = parseFeedMessage(raw, this.o.tz);
+      item = parsed.kind === 'deal' ? { raw, receivedAt, row: parsed.row } : { raw, receivedAt, reason: parsed.reason };
+    } catch (error) { // a bug of ours must not take the feed down: keep the frame for later
+      item = { raw, receivedAt, reason: `message: could not be processed (${(error as Error).message})` };
+    }
+    this.pending.push(item);
     if (this.pending.length >= this.o.batchMax) this.scheduleFlush(0);
     else this.scheduleFlush(this.o.batchMs);
     if (!this.paused && this.pending.length >= this.o.maxPending) {
       this.paused = true;
+      this.pauses += 1;
       this.ws?.pause(); // backpressure: TCP holds the rest at the exchange instead of our memory
     }
   }
@@ -296,7 +315,7 @@ export class FeedGateway extends EventEmitter {
           this.gaveUp = true;
           return;
         }
-        const wait = Math.min(this.o.backoffMaxMs, this.o.backoffMinMs * 2 ** Math.min(failures - 1, 10));
+        const wait = this.closing ? 200 : Math.min(this.o.backoffMaxMs, this.o.backoffMinMs * 2 ** Math.min(failures - 1, 10));
         await new Promise<void>((resolve) => { this.wake = resolve; setTimeout(resolve, wait); });
         this.wake = undefined;
       }
@@ -386,7 +405,13 @@ export class FeedGateway extends EventEmitter {
     try {
       await this.records;
       const status = await this.status();
-      await this.db.notify(channels.feedStatus, JSON.stringify(status));
+      let payload = JSON.stringify(status);
+      // NOTIFY payloads must stay under 8000 bytes: on a day of many outages send the latest ones.
+      while (payload.length > 7000 && status.disconnected_intervals.length > 1) {
+        status.disconnected_intervals.splice(0, Math.ceil(status.disconnected_intervals.length / 4));
+        payload = JSON.stringify(status);
+      }
+      await this.db.notify(channels.feedStatus, payload);
       this.emit('status', status);
     } catch (error) {
       this.log.warn('could not publish the feed status', { error: (error as Error).message });

@@ -4,6 +4,8 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { sql } from '../db';
 import type { AppDeps, AppEnv } from '../http/context';
+import { canSeeDesk } from '../auth/users';
+import { forbidden } from '../http/errors';
 import { ErrorResponse } from '../http/openapi';
 import { parseQuery } from '../http/validate';
 import { feedStatus } from './status';
@@ -43,9 +45,12 @@ export function feedRoutes(deps: AppDeps): Hono<AppEnv> {
   openapi.add({
     method: 'get', path: '/v1/feed/dead-letters', tag: 'feed', summary: 'Feed messages that could not be parsed or validated, latest first',
     query: DeadLetterQuery,
-    responses: { 200: { description: 'Dead letters', schema: z.array(DeadLetter) }, 400: { description: 'Invalid query', schema: ErrorResponse } },
+    description: 'Raw frames carry other traders\' deals: not for the trader role.',
+    responses: { 200: { description: 'Dead letters', schema: z.array(DeadLetter) }, 400: { description: 'Invalid query', schema: ErrorResponse }, 403: { description: 'Traders may not see raw feed frames', schema: ErrorResponse } },
   });
   app.get('/dead-letters', async (c) => {
+    const user = c.get('user');
+    if (!canSeeDesk(user)) throw forbidden(`role ${user.role} may not see raw feed frames (they carry other traders' deals)`);
     const q = parseQuery(c, DeadLetterQuery);
     const rows = await db.query<{ id: number; gateway_id: string; received_at: Date; reason: string; raw: string }>(sql`
       SELECT id, gateway_id, received_at, reason, raw FROM feed_dead_letters

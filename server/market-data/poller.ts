@@ -100,7 +100,12 @@ export class ReferencePoller {
   }
 
   start(): void {
-    const run = () => { if (!this.ticking) this.ticking = this.tick().finally(() => { this.ticking = undefined; }); };
+    const run = () => {
+      if (this.ticking) return;
+      this.ticking = this.tick()
+        .catch((error: Error) => this.log.error('reference price scheduling failed', { error }))
+        .finally(() => { this.ticking = undefined; });
+    };
     this.timer = setInterval(run, this.o.tickMs);
     this.timer.unref?.();
     run();
