@@ -90,12 +90,17 @@ async function main() {
 
   const haveExchangeSim = existsSync(path.join(root, 'scripts/exchange-sim.ts'));
   const haveMarketSim = existsSync(path.join(root, 'scripts/market-sim.ts'));
+  // The simulators start while the server opens its database (the slow part); the gateway and
+  // the poller retry until their simulator answers.
   if (haveExchangeSim) child('exchange-sim', 'scripts/exchange-sim.ts', ['--port', String(exchangePort), '--rate', rate, '--traders', '4']);
   else say('scripts/exchange-sim.ts is missing: no live deals');
-  if (haveExchangeSim) await waitForPort(exchangePort, 'the exchange simulator');
+  // The market simulator reconnects to the exchange simulator until it answers.
   if (haveMarketSim) child('market-sim', 'scripts/market-sim.ts', ['--port', String(marketPort), '--exchange', `ws://127.0.0.1:${exchangePort}`, '--update-ms', '20000']);
   else say('scripts/market-sim.ts is missing: no reference prices');
-  if (haveMarketSim) await waitForPort(marketPort, 'the market-data simulator');
+  const simulators = Promise.all([
+    haveExchangeSim && waitForPort(exchangePort, 'the exchange simulator'),
+    haveMarketSim && waitForPort(marketPort, 'the market-data simulator'),
+  ]);
 
   const config = loadConfig({
     ...process.env,
@@ -110,6 +115,7 @@ async function main() {
     ...(haveMarketSim ? { MARKET_DATA_URL: `http://127.0.0.1:${marketPort}/v1`, MARKET_DATA_REFRESH_MS: process.env.MARKET_DATA_REFRESH_MS ?? '30000' } : {}),
   });
   server = await start(config, { log: createLogger(config.LOG_LEVEL) });
+  await simulators;
   for (const user of demoUsers) {
     if (!(await findUser(server.deps.db, user.username))) await addUser(server.deps.db, user);
   }
