@@ -3,11 +3,13 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { routePath } from 'hono/route';
 import { clientAddress, sessionRoutes, signInRoutes } from './auth/routes';
+import { dashboardRoutes } from './dashboard/static';
 import type { AppDeps, AppEnv } from './http/context';
 import { ApiError, errorBody, sendError } from './http/errors';
 import { docsPage } from './http/openapi';
 import { pendingMigrations } from './db/migrate';
 import { sql } from './db';
+import { reportsRoutes } from './reports/routes';
 import { tradesRoutes } from './trades/routes';
 import { feedRoutes } from './feed/routes';
 import { referencePriceRoutes } from './market-data/routes';
@@ -20,6 +22,7 @@ export type RouteGroup = { path: string; routes: (deps: AppDeps) => Hono<AppEnv>
 export const v1Groups: RouteGroup[] = [
   { path: '/session', routes: sessionRoutes },
   { path: '/trades', routes: tradesRoutes },
+  { path: '/reports', routes: reportsRoutes },
   { path: '/feed', routes: feedRoutes },
   { path: '/reference-prices', routes: referencePriceRoutes },
 ];
@@ -71,7 +74,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (c.req.path === '/v1/session' && c.req.method === 'POST') return next();
     const result = await deps.auth.authenticate({ authorization: c.req.header('authorization'), cookie: c.req.header('cookie') }, clientAddress(c));
     if (!result.ok) {
-      const headers: Record<string, string> = result.status === 401 ? { 'WWW-Authenticate': 'Basic realm="powerdesk", charset="UTF-8"' } : { 'Retry-After': String(result.retryAfterSeconds ?? 60) };
+      // The dashboard's own requests get no Basic challenge: the browser would pop up its dialog.
+      const challenge: Record<string, string> = c.req.header('x-requested-with') ? {} : { 'WWW-Authenticate': 'Basic realm="powerdesk", charset="UTF-8"' };
+      const headers: Record<string, string> = result.status === 401 ? challenge : { 'Retry-After': String(result.retryAfterSeconds ?? 60) };
       throw new ApiError(result.status, result.message, headers);
     }
     c.set('user', result.user);
@@ -82,5 +87,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.notFound((c) => c.json(errorBody(404, `no such endpoint: ${c.req.method} ${c.req.path}${c.req.path.startsWith('/v1') ? ' (see /docs)' : ''}`), 404));
 
   app.get('/docs', (c) => c.html(docsPage(deps.openapi.document({ version }))));
+  // Last: the dashboard's static build and its SPA fallback for every other path.
+  app.route('/', dashboardRoutes());
   return app;
 }

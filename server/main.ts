@@ -15,14 +15,18 @@ import type { AppDeps } from './http/context';
 import { MetricsRegistry } from './http/metrics';
 import { OpenApiRegistry } from './http/openapi';
 import { createLogger, type Logger } from './log';
+import { PnlFreshness } from './reports/freshness';
 import { startFeedGateway } from './feed';
 import { startReferencePoller } from './market-data';
+import { startLiveHub, type LiveHub } from './live/hub';
 
 export interface RunningServer {
   url: string;
   port: number;
   deps: AppDeps;
   httpServer: Server;
+  /** Socket.IO on the same port: deal, pnl and feed pushes. */
+  hub: LiveHub;
   close(): Promise<void>;
 }
 
@@ -47,6 +51,10 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const admin = await ensureAdmin(db, { user: config.ADMIN_USER, password: config.ADMIN_PASSWORD });
     if (admin) log.info('created the first admin', { username: admin.username });
 
+    // Past days materialised, late deals refreshed: reports are exact within a tick of a commit.
+    const freshness = new PnlFreshness(db, config.MARKET_TZ, clock, log);
+    await freshness.start();
+    closers.unshift(() => freshness.close());
     const deps: AppDeps = {
       db, tz: config.MARKET_TZ, clock, log,
       metrics: new MetricsRegistry(),
@@ -54,12 +62,15 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       openapi: new OpenApiRegistry(),
       cookieSecure: config.COOKIE_SECURE,
       readiness: [],
+      pnlFreshness: freshness,
     };
     const app = createApp(deps);
     const httpServer = await new Promise<Server>((resolve) => {
       const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));
     });
     closers.unshift(() => new Promise<void>((resolve) => { httpServer.closeAllConnections?.(); httpServer.close(() => resolve()); }));
+    const hub = await startLiveHub(httpServer, deps, freshness);
+    closers.unshift(() => hub.close()); // before the HTTP server: sockets first, then connections
     // Background parts, each started only when its env variable is set; closed before the database.
     for (const part of [await startFeedGateway(config, deps), await startReferencePoller(config, deps)]) {
       if (part) closers.unshift(() => part.close());
@@ -68,7 +79,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const url = `http://localhost:${port}`;
     log.info('listening', { url, docs: `${url}/docs` });
     return {
-      url, port, deps, httpServer,
+      url, port, deps, httpServer, hub,
       async close() {
         for (const close of closers) await close().catch((error: Error) => log.warn('error while closing', { error }));
       },

@@ -4,6 +4,7 @@ import type { User } from '../auth/users';
 import type { Clock } from '../clock';
 import type { Db } from '../db';
 import type { Logger } from '../log';
+import type { PnlFreshness } from '../reports/freshness';
 import type { MetricsRegistry } from './metrics';
 import type { OpenApiRegistry } from './openapi';
 
@@ -18,6 +19,8 @@ export interface AppDeps {
   cookieSecure: boolean;
   /** Extra readiness checks of parts running in this process (feed, importer, ...). */
   readiness: ReadinessCheck[];
+  /** Reports wait for refreshes this process has queued (late deals for materialised hours). */
+  pnlFreshness?: PnlFreshness;
 }
 
 export interface ReadinessCheck {

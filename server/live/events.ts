@@ -1,22 +1,57 @@
 // The live protocol, defined once and imported by both the server's live hub and the web app:
 // Socket.IO event names with their payload types, and the NOTIFY channels behind them.
+// Keep this file free of runtime imports from the server (types only): the web app bundles it.
 import type { ApiTrade } from '../trades/normalize';
 
-/** One hour row of the PnL report as pushed live (same fields as GET /v1/reports/pnl hours[]). */
+/** One hour row of the PnL report (GET /v1/reports/pnl hours[], and the live `pnl` event). */
 export interface PnlHourRow {
+  /** "08-09"; the repeated autumn hour carries its UTC offset: "02-03 (+02:00)". */
   label: string;
+  /** UTC ISO-8601. */
   delivery_start: string;
   delivery_end: string;
   trades: number;
   buy_mw: number;
   sell_mw: number;
+  /** Σ sell price·energy − Σ buy price·energy, EUR rounded to cents. */
   pnl_eur: number;
+  /** buy_mw − sell_mw. */
   net_mw: number;
+  /** EUR/MWh, energy-weighted; null when nothing was bought / sold. */
   vwap_buy: number | null;
   vwap_sell: number | null;
+  /** Latest reference price of the hour, EUR/MWh; null when the provider has none. */
   ref_price: number | null;
+  /** pnl_eur + (bought − sold energy) × ref_price; null without a reference price. */
   mtm_pnl_eur: number | null;
+  /** Σ sell (price − ref)·energy + Σ buy (ref − price)·energy; null without a reference price. */
   vs_ref_eur: number | null;
+}
+
+/**
+ * The day's totals: sums of the hours (money summed exactly, then rounded), VWAP over the day,
+ * ref_price always null (a day has no single reference price), mtm/vs_ref null when an hour with
+ * trades has no reference price.
+ */
+export type PnlTotal = Omit<PnlHourRow, 'label' | 'delivery_start' | 'delivery_end'>;
+
+/** GET /v1/reports/pnl, and the snapshot a subscription starts with. */
+export interface PnlReport {
+  trader_id: string;
+  delivery_day: string;
+  /** The market time zone the day and labels are in (MARKET_TZ). */
+  timezone: string;
+  /** Every hour of the local day: 24, or 23/25 on DST change days. */
+  hours: PnlHourRow[];
+  total: PnlTotal;
+}
+
+/** GET /v1/reports/desk: every trader's totals for a day. */
+export interface DeskReport {
+  delivery_day: string;
+  timezone: string;
+  traders: (PnlTotal & { trader_id: string })[];
+  total: PnlTotal;
 }
 
 /** Exchange gateway state, as GET /v1/feed/status returns it and the `feed` event pushes it. */
@@ -37,17 +72,32 @@ export interface Subscription {
 
 export type Ack = { ok: true } | { ok: false; error: string };
 
+/** The subscribe ack carries the current report: the snapshot that live `pnl` rows then update. */
+export type SubscribeAck = { ok: true; report: PnlReport } | { ok: false; error: string };
+
+export interface PnlUpdate {
+  trader_id: string;
+  delivery_day: string;
+  hour: PnlHourRow;
+  total: PnlTotal;
+}
+
 export interface ServerToClientEvents {
   /** A new trade of a subscribed trader and day (the Trade of the REST API). */
   deal: (trade: ApiTrade & { trader_id: string }) => void;
-  /** The updated hour row after a trade changed it. */
-  pnl: (update: { trader_id: string; delivery_day: string; hour: PnlHourRow; total: Omit<PnlHourRow, 'label' | 'delivery_start' | 'delivery_end'> }) => void;
+  /** The updated hour row after a trade changed it (with the day's new total). */
+  pnl: (update: PnlUpdate) => void;
   /** Gateway status changes. */
   feed: (status: FeedStatus) => void;
 }
 
 export interface ClientToServerEvents {
-  subscribe: (subscription: Subscription, ack: (result: Ack) => void) => void;
+  /**
+   * Start receiving `deal` and `pnl` of one trader and day. Emit it again after a reconnect
+   * whose state was not recovered (`socket.recovered === false`): the ack's report is the fresh
+   * snapshot to replace what the client shows.
+   */
+  subscribe: (subscription: Subscription, ack: (result: SubscribeAck) => void) => void;
   unsubscribe: (subscription: Subscription, ack: (result: Ack) => void) => void;
 }
 

@@ -1,0 +1,207 @@
+// The live hub: the only code that talks to Socket.IO. It authenticates sockets like the REST
+// API, keeps rooms per user and per trader+day, and turns the database's NOTIFY events
+// (trades_stored, feed_status) into `deal`, `pnl` and `feed` pushes. Every server process runs
+// one hub and hears every NOTIFY, so a deal stored by any process reaches clients of all.
+import type { Server as HttpServer } from 'node:http';
+import { Server, type Socket } from 'socket.io';
+import { z } from 'zod';
+import { canSeeDesk, type User } from '../auth/users';
+import type { AppDeps } from '../http/context';
+import { formatIssues } from '../http/errors';
+import { Counter } from '../http/metrics';
+import type { PnlFreshness } from '../reports/freshness';
+import { touchedSlots } from '../reports/freshness';
+import { pnlReport } from '../reports/pnl';
+import { dayString, identifier } from '../trades/schema';
+import type { ApiTrade } from '../trades/normalize';
+import type { TradesStoredEvent } from '../trades/store';
+import { channels, type ClientToServerEvents, type FeedStatus, type ServerToClientEvents, type Subscription } from './events';
+
+export interface SocketData {
+  user: User;
+}
+
+type HubServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+type HubSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+export const SubscriptionSchema = z.strictObject({
+  trader_id: identifier('trader id'),
+  delivery_day: dayString,
+});
+
+export const traderRoom = (traderId: string, day: string) => `trader:${traderId}:${day}`;
+export const userRoom = (user: Pick<User, 'id'>) => `user:${user.id}`;
+
+export interface LiveHubOptions {
+  /** How long a dropped client's missed events are kept for connection-state recovery. */
+  recoveryMs?: number;
+}
+
+export class LiveHub {
+  readonly io: HubServer;
+  private unlisteners: (() => Promise<void>)[] = [];
+  private queue: ApiTrade[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+  private flushScheduled = false;
+  /** Rooms whose members dropped recently: keep emitting so recovery can replay. */
+  private recentlyLeft = new Map<string, number>();
+  private lastFeed?: FeedStatus;
+  private readonly recoveryMs: number;
+  private readonly events: Counter;
+  private readonly sockets: Counter;
+
+  constructor(httpServer: HttpServer, private deps: AppDeps, private freshness?: PnlFreshness, options: LiveHubOptions = {}) {
+    this.recoveryMs = options.recoveryMs ?? 2 * 60_000;
+    this.io = new Server(httpServer, {
+      serveClient: false,
+      // Missed packets are replayed to a client that comes back within recoveryMs; the
+      // handshake is authenticated again all the same (a disabled user is not let back in).
+      connectionStateRecovery: { maxDisconnectionDuration: this.recoveryMs, skipMiddlewares: false },
+    });
+    this.events = deps.metrics.register(new Counter('powerdesk_live_events_total', 'Events pushed by the live hub, by event'));
+    this.sockets = deps.metrics.register(new Counter('powerdesk_live_sockets', 'Connected Socket.IO clients in this process', 'gauge'));
+    this.io.use((socket, next) => {
+      const { headers, address } = socket.handshake;
+      deps.auth.authenticate({ authorization: headers.authorization, cookie: headers.cookie }, address).then((result) => {
+        if (!result.ok) return next(Object.assign(new Error(result.message), { data: { status_code: result.status, message: result.message } }));
+        socket.data.user = result.user;
+        next();
+      }, (error: Error) => next(error));
+    });
+    this.io.on('connection', (socket) => this.onConnection(socket));
+  }
+
+  async start(): Promise<void> {
+    this.unlisteners.push(await this.deps.db.listen(channels.tradesStored, (payload) => this.onTradesStored(payload)));
+    this.unlisteners.push(await this.deps.db.listen(channels.feedStatus, (payload) => this.onFeedStatus(payload)));
+  }
+
+  async close(): Promise<void> {
+    for (const unlisten of this.unlisteners) await unlisten().catch(() => {});
+    this.unlisteners = [];
+    await this.flushing;
+    this.io.disconnectSockets(true);
+    await new Promise<void>((resolve) => { void this.io.close(() => resolve()); });
+  }
+
+  private onConnection(socket: HubSocket): void {
+    const user = socket.data.user;
+    socket.join(userRoom(user));
+    this.sockets.set({}, this.io.engine.clientsCount);
+    if (this.lastFeed) socket.emit('feed', this.lastFeed);
+    // 'disconnecting': the rooms are still known (on 'disconnect' they are gone).
+    socket.on('disconnecting', () => {
+      const now = this.deps.clock.now().getTime();
+      for (const room of socket.rooms) this.recentlyLeft.set(room, now);
+    });
+    socket.on('disconnect', () => this.sockets.set({}, this.io.engine.clientsCount));
+    socket.on('subscribe', (input, ack) => {
+      if (typeof ack !== 'function') return;
+      const checked = this.checkSubscription(user, input);
+      if (!checked.ok) return ack(checked);
+      const { trader_id, delivery_day } = checked.value;
+      // Join before reading the snapshot: a deal committed in between is then pushed too (pnl
+      // rows are absolute values, so seeing one twice is harmless; missing one is not).
+      const room = traderRoom(trader_id, delivery_day);
+      socket.join(room);
+      pnlReport(this.deps.db, trader_id, delivery_day, this.deps.tz).then((report) => ack({ ok: true, report }), (error: Error) => {
+        socket.leave(room);
+        this.deps.log.error('live: report for a subscription failed', { error });
+        ack({ ok: false, error: 'internal error; the server log has the details' });
+      });
+    });
+    socket.on('unsubscribe', (input, ack) => {
+      const checked = this.checkSubscription(user, input);
+      if (checked.ok) socket.leave(traderRoom(checked.value.trader_id, checked.value.delivery_day));
+      if (typeof ack === 'function') ack(checked.ok ? { ok: true } : checked);
+    });
+  }
+
+  private checkSubscription(user: User, input: unknown): { ok: true; value: Subscription } | { ok: false; error: string } {
+    const parsed = SubscriptionSchema.safeParse(input, { reportInput: true });
+    if (!parsed.success) return { ok: false, error: formatIssues(parsed.error.issues) };
+    if (!canSeeDesk(user) && parsed.data.trader_id !== user.trader_id) {
+      return { ok: false, error: `trader_id: you may only subscribe to your own trader_id (${user.trader_id})` };
+    }
+    return { ok: true, value: parsed.data };
+  }
+
+  /** A room with members here, or whose members may come back and recover. */
+  private wanted(room: string): boolean {
+    if (this.io.sockets.adapter.rooms.has(room)) return true;
+    const left = this.recentlyLeft.get(room);
+    if (left === undefined) return false;
+    if (left + this.recoveryMs < this.deps.clock.now().getTime()) {
+      this.recentlyLeft.delete(room);
+      return false;
+    }
+    return true;
+  }
+
+  private onTradesStored(payload: string): void {
+    let event: TradesStoredEvent;
+    try {
+      event = JSON.parse(payload) as TradesStoredEvent;
+    } catch (error) {
+      this.deps.log.warn('live: unreadable trades_stored payload', { error });
+      return;
+    }
+    // Deals go out at once; PnL rows after this tick's deals are coalesced.
+    for (const trade of event.trades ?? []) {
+      const room = traderRoom(trade.trader_id, trade.delivery_day);
+      if (!this.wanted(room)) continue;
+      this.io.to(room).emit('deal', trade);
+      this.events.inc({ event: 'deal' });
+      this.queue.push(trade);
+    }
+    if (this.queue.length && !this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flushing = this.flushing.then(() => this.flush()).catch((error: Error) => this.deps.log.error('live: pnl update failed', { error }));
+      });
+    }
+  }
+
+  /** Each touched trader/day once: one report query, then its touched hours and the new total. */
+  private async flush(): Promise<void> {
+    const trades = this.queue;
+    this.queue = [];
+    if (!trades.length) return;
+    await this.freshness?.settled();
+    const touched = new Map<string, { trader_id: string; delivery_day: string; slots: Set<number> }>();
+    for (const trade of trades) {
+      const key = traderRoom(trade.trader_id, trade.delivery_day);
+      const entry = touched.get(key) ?? { trader_id: trade.trader_id, delivery_day: trade.delivery_day, slots: new Set<number>() };
+      for (const slot of touchedSlots(trade, this.deps.tz)) entry.slots.add(slot.index);
+      touched.set(key, entry);
+    }
+    for (const [room, { trader_id, delivery_day, slots }] of touched) {
+      const report = await pnlReport(this.deps.db, trader_id, delivery_day, this.deps.tz);
+      for (const index of [...slots].sort((a, b) => a - b)) {
+        this.io.to(room).emit('pnl', { trader_id, delivery_day, hour: report.hours[index]!, total: report.total });
+        this.events.inc({ event: 'pnl' });
+      }
+    }
+  }
+
+  private onFeedStatus(payload: string): void {
+    let status: FeedStatus;
+    try {
+      status = JSON.parse(payload) as FeedStatus;
+      if (typeof status !== 'object' || status === null || typeof status.connected !== 'boolean') throw new Error('not a FeedStatus');
+    } catch (error) {
+      this.deps.log.warn('live: unreadable feed_status payload', { error });
+      return;
+    }
+    this.lastFeed = status;
+    this.io.emit('feed', status);
+    this.events.inc({ event: 'feed' });
+  }
+}
+
+export async function startLiveHub(httpServer: HttpServer, deps: AppDeps, freshness?: PnlFreshness, options?: LiveHubOptions): Promise<LiveHub> {
+  const hub = new LiveHub(httpServer, deps, freshness, options);
+  await hub.start();
+  return hub;
+}

@@ -1,0 +1,134 @@
+// PnL per trader and delivery hour from the pnl_hourly continuous aggregate and the latest
+// reference prices. All arithmetic is SQL numeric; values become JSON numbers only here, at
+// the edge (money rounded to cents in SQL).
+import type { Queryable } from '../db';
+import { sql } from '../db';
+import type { SqlQuery } from '../db/sql';
+import type { DeskReport, PnlHourRow, PnlReport, PnlTotal } from '../live/events';
+import { dayBounds, hoursOfDay } from '../time/market-time';
+import { trimDecimal } from '../trades/decimal';
+
+/** Per-hour sums as numerics; `ref` is the hour's latest reference price or null. */
+const hourValues = sql`
+  coalesce(a.trades, 0) AS trades,
+  coalesce(a.buy_mw, 0) AS buy_mw, coalesce(a.sell_mw, 0) AS sell_mw,
+  coalesce(a.buy_mwh, 0) AS buy_mwh, coalesce(a.sell_mwh, 0) AS sell_mwh,
+  coalesce(a.buy_eur, 0) AS buy_eur, coalesce(a.sell_eur, 0) AS sell_eur,
+  r.value AS ref`;
+
+/** The derived columns, from sums named like hourValues (works for one hour and for sums). */
+function derived(v: { trades: SqlQuery; buyMw: SqlQuery; sellMw: SqlQuery; buyMwh: SqlQuery; sellMwh: SqlQuery; buyEur: SqlQuery; sellEur: SqlQuery; ref: SqlQuery; mtm: SqlQuery; vsRef: SqlQuery }): SqlQuery {
+  return sql`
+    ${v.trades}::int8 AS trades,
+    ${v.buyMw} AS buy_mw, ${v.sellMw} AS sell_mw,
+    round(${v.sellEur} - ${v.buyEur}, 2) AS pnl_eur,
+    ${v.buyMw} - ${v.sellMw} AS net_mw,
+    round(${v.buyEur} / nullif(${v.buyMwh}, 0), 4) AS vwap_buy,
+    round(${v.sellEur} / nullif(${v.sellMwh}, 0), 4) AS vwap_sell,
+    ${v.ref} AS ref_price,
+    round(${v.mtm}, 2) AS mtm_pnl_eur,
+    round(${v.vsRef}, 2) AS vs_ref_eur`;
+}
+
+const hourDerived = derived({
+  trades: sql`h.trades`, buyMw: sql`h.buy_mw`, sellMw: sql`h.sell_mw`, buyMwh: sql`h.buy_mwh`, sellMwh: sql`h.sell_mwh`,
+  buyEur: sql`h.buy_eur`, sellEur: sql`h.sell_eur`, ref: sql`h.ref`,
+  mtm: sql`h.sell_eur - h.buy_eur + (h.buy_mwh - h.sell_mwh) * h.ref`,
+  vsRef: sql`(h.sell_eur - h.sell_mwh * h.ref) + (h.buy_mwh * h.ref - h.buy_eur)`,
+});
+
+// Over the hours of a day: only hours with trades count, and mark-to-market is unknown (null)
+// as soon as one hour with trades has no reference price.
+const totalDerived = derived({
+  trades: sql`coalesce(sum(h.trades), 0)`, buyMw: sql`coalesce(sum(h.buy_mw), 0)`, sellMw: sql`coalesce(sum(h.sell_mw), 0)`,
+  buyMwh: sql`coalesce(sum(h.buy_mwh), 0)`, sellMwh: sql`coalesce(sum(h.sell_mwh), 0)`,
+  buyEur: sql`coalesce(sum(h.buy_eur), 0)`, sellEur: sql`coalesce(sum(h.sell_eur), 0)`, ref: sql`NULL::numeric`,
+  mtm: sql`CASE WHEN coalesce(bool_and(h.ref IS NOT NULL), true) THEN coalesce(sum(h.sell_eur - h.buy_eur + (h.buy_mwh - h.sell_mwh) * h.ref), 0) END`,
+  vsRef: sql`CASE WHEN coalesce(bool_and(h.ref IS NOT NULL), true) THEN coalesce(sum((h.sell_eur - h.sell_mwh * h.ref) + (h.buy_mwh * h.ref - h.buy_eur)), 0) END`,
+});
+
+interface DerivedRow {
+  trades: number;
+  buy_mw: string;
+  sell_mw: string;
+  pnl_eur: string;
+  net_mw: string;
+  vwap_buy: string | null;
+  vwap_sell: string | null;
+  ref_price: string | null;
+  mtm_pnl_eur: string | null;
+  vs_ref_eur: string | null;
+}
+
+/** An exact decimal as a JSON number (the text is already rounded where it is money). */
+export function decimalToNumber(text: string): number {
+  return Number(trimDecimal(text));
+}
+
+const nullable = (text: string | null) => (text === null ? null : decimalToNumber(text));
+
+function toTotal(r: DerivedRow): PnlTotal {
+  return {
+    trades: Number(r.trades),
+    buy_mw: decimalToNumber(r.buy_mw),
+    sell_mw: decimalToNumber(r.sell_mw),
+    pnl_eur: decimalToNumber(r.pnl_eur),
+    net_mw: decimalToNumber(r.net_mw),
+    vwap_buy: nullable(r.vwap_buy),
+    vwap_sell: nullable(r.vwap_sell),
+    ref_price: nullable(r.ref_price),
+    mtm_pnl_eur: nullable(r.mtm_pnl_eur),
+    vs_ref_eur: nullable(r.vs_ref_eur),
+  };
+}
+
+function aggregated(traderId: SqlQuery, start: Date, end: Date): SqlQuery {
+  return sql`
+    SELECT trader_id, bucket, trades, buy_mw, sell_mw, buy_mwh, sell_mwh, buy_eur, sell_eur
+    FROM pnl_hourly WHERE ${traderId} AND bucket >= ${start} AND bucket < ${end}`;
+}
+
+function references(start: Date, end: Date): SqlQuery {
+  return sql`SELECT delivery_start, value FROM reference_prices_latest WHERE delivery_start >= ${start} AND delivery_start < ${end}`;
+}
+
+/** The report of one trader and local day: every hour of the day, zeros where nothing traded. */
+export async function pnlReport(db: Queryable, traderId: string, day: string, tz: string): Promise<PnlReport> {
+  const slots = hoursOfDay(day, tz);
+  const { start, end } = dayBounds(day, tz);
+  const rows = await db.query<DerivedRow & { idx: number | null }>(sql`
+    WITH a AS (${aggregated(sql`trader_id = ${traderId}`, start, end)}),
+         r AS (${references(start, end)}),
+         h AS (
+           SELECT s.idx, ${hourValues}
+           FROM unnest(${slots.map((s) => s.start.toISOString())}::timestamptz[]) WITH ORDINALITY AS s(start, idx)
+           LEFT JOIN a ON a.bucket = s.start
+           LEFT JOIN r ON r.delivery_start = s.start)
+    SELECT h.idx::int8 AS idx, ${hourDerived} FROM h
+    UNION ALL
+    SELECT NULL, ${totalDerived} FROM h WHERE h.trades > 0`);
+  const hours: PnlHourRow[] = slots.map((slot) => ({
+    label: slot.label,
+    delivery_start: slot.start.toISOString(),
+    delivery_end: slot.end.toISOString(),
+    ...toTotal(rows.find((r) => r.idx === slot.index + 1)!),
+  }));
+  const total = toTotal(rows.find((r) => r.idx === null)!);
+  return { trader_id: traderId, delivery_day: day, timezone: tz, hours, total };
+}
+
+/** Every trader's totals for a local day (traders without trades that day are not listed). */
+export async function deskReport(db: Queryable, day: string, tz: string): Promise<DeskReport> {
+  const { start, end } = dayBounds(day, tz);
+  const rows = await db.query<DerivedRow & { trader_id: string | null }>(sql`
+    WITH a AS (${aggregated(sql`TRUE`, start, end)}),
+         r AS (${references(start, end)}),
+         h AS (SELECT a.trader_id, ${hourValues} FROM a LEFT JOIN r ON r.delivery_start = a.bucket)
+    SELECT h.trader_id, ${totalDerived} FROM h GROUP BY h.trader_id
+    UNION ALL
+    SELECT NULL, ${totalDerived} FROM h
+    ORDER BY 1 NULLS LAST`);
+  const traders = rows.filter((r) => r.trader_id !== null).map((r) => ({ trader_id: r.trader_id!, ...toTotal(r) }));
+  const total = toTotal(rows.find((r) => r.trader_id === null)!);
+  return { delivery_day: day, timezone: tz, traders, total };
+}

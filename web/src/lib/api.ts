@@ -1,0 +1,116 @@
+// The dashboard's one way to call the REST API: same-origin cookie, the API's error shape turned
+// into an ApiFailure with the HTTP status (0 when the server cannot be reached).
+import type { FeedStatus, PnlHourRow } from '$shared/events';
+
+export class ApiFailure extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+export interface Me {
+  username: string;
+  role: 'admin' | 'trader' | 'analyst' | 'service';
+  trader_id: string | null;
+  desk: boolean;
+}
+
+export type PnlTotals = Omit<PnlHourRow, 'label' | 'delivery_start' | 'delivery_end'>;
+
+export interface PnlReport {
+  trader_id: string;
+  delivery_day: string;
+  timezone: string;
+  hours: PnlHourRow[];
+  total: PnlTotals;
+}
+
+export interface DeskRow extends Partial<PnlTotals> {
+  trader_id: string;
+}
+
+export interface DeskReport {
+  delivery_day: string;
+  traders: DeskRow[];
+  total?: Partial<PnlTotals>;
+}
+
+export interface Trade {
+  id: string;
+  price: number;
+  quantity: number;
+  direction: 'buy' | 'sell';
+  delivery_day: string;
+  delivery_hour: number;
+  trader_id: string;
+  execution_time: string;
+}
+
+export async function api<T>(path: string, init: RequestInit & { json?: unknown } = {}): Promise<T> {
+  const headers = new Headers(init.headers);
+  headers.set('accept', 'application/json');
+  // Tells the server not to answer 401 with a Basic challenge (the browser would pop up a dialog).
+  headers.set('x-requested-with', 'powerdesk-web');
+  let body = init.body;
+  if (init.json !== undefined) {
+    headers.set('content-type', 'application/json');
+    body = JSON.stringify(init.json);
+  }
+  let response: Response;
+  try {
+    response = await fetch(path, { ...init, headers, body, credentials: 'same-origin' });
+  } catch {
+    throw new ApiFailure(0, 'the server cannot be reached; is it running?');
+  }
+  if (response.status === 204) return undefined as T;
+  const text = await response.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!response.ok) {
+    const message = (parsed as { message?: string } | undefined)?.message ?? `${response.status} ${response.statusText || 'error'}`;
+    throw new ApiFailure(response.status, message);
+  }
+  if (parsed === undefined) throw new ApiFailure(response.status, `${path}: the server's answer is not JSON`);
+  return parsed as T;
+}
+
+export const getSession = () => api<Me>('/v1/session');
+export const signIn = (username: string, password: string) => api<Me>('/v1/session', { method: 'POST', json: { username, password } });
+export const signOut = () => api<void>('/v1/session', { method: 'DELETE' });
+
+export const getReport = (traderId: string, day: string) =>
+  api<PnlReport>(`/v1/reports/pnl?${new URLSearchParams({ trader_id: traderId, delivery_day: day })}`);
+
+export async function getDesk(day: string): Promise<DeskReport> {
+  const raw = await api<DeskReport | DeskRow[] | { rows?: DeskRow[] }>(`/v1/reports/desk?${new URLSearchParams({ delivery_day: day })}`);
+  // Accept the array forms too: the desk endpoint is young and the table only needs the rows.
+  if (Array.isArray(raw)) return { delivery_day: day, traders: raw };
+  const traders = (raw as DeskReport).traders ?? (raw as { rows?: DeskRow[] }).rows ?? [];
+  return { delivery_day: day, traders, total: (raw as DeskReport).total };
+}
+
+export const getTrades = (traderId: string, day: string) =>
+  api<Trade[]>(`/v1/trades?${new URLSearchParams({ trader_id: traderId, delivery_day: day })}`);
+
+export const getFeedStatus = () => api<FeedStatus>('/v1/feed/status');
+
+/** A nightly file compared with the live feed (GET /v1/reconciliations, branch importer). */
+export interface Reconciliation {
+  import_id: number;
+  file_name: string;
+  trading_day: string;
+  computed_at: string;
+  file_trades: number;
+  feed_trades: number;
+  matched: number;
+  only_in_file: number;
+  only_in_feed: number;
+  different: number;
+}
+
+export const getReconciliations = (day: string) =>
+  api<Reconciliation[]>(`/v1/reconciliations?${new URLSearchParams({ day, limit: '20' })}`);
