@@ -92,6 +92,9 @@ export class LiveHub {
     // 'disconnecting': the rooms are still known (on 'disconnect' they are gone).
     socket.on('disconnecting', () => {
       const now = this.deps.clock.now().getTime();
+      if (this.recentlyLeft.size > 10_000) {
+        for (const [room, left] of this.recentlyLeft) if (left + this.recoveryMs < now) this.recentlyLeft.delete(room);
+      }
       for (const room of socket.rooms) this.recentlyLeft.set(room, now);
     });
     socket.on('disconnect', () => this.sockets.set({}, this.io.engine.clientsCount));
