@@ -164,6 +164,37 @@ describe('live pushes', () => {
     expect((await pnl).hour).toMatchObject({ trades: 1, sell_mw: 5, pnl_eur: 50 });
   });
 
+  it('pushes the refreshed row when a late deal lands in an already materialised hour', async () => {
+    await postTrade(a, { id: 'mat1', trader_id: 'live_m', delivery_day: '2023-05-17', delivery_hour: 6, direction: 'sell', price: 3000, quantity: 2 });
+    await a.deps.pnlFreshness!.materialiseHistory();
+    expect(await a.deps.pnlFreshness!.watermark()).toBeGreaterThan(Date.parse('2023-05-17T04:00:00Z')); // the 06-07 bucket is below it
+    const c = client(a);
+    await connected(c);
+    const ack = await subscribe(c, { trader_id: 'live_m', delivery_day: '2023-05-17' });
+    if (!ack.ok) throw new Error(ack.error);
+    expect(ack.report.hours[6]).toMatchObject({ trades: 1, pnl_eur: 60 });
+    const pnl = next(c, 'pnl', (u) => u.hour.label === '06-07');
+    await postTrade(a, { id: 'mat2', trader_id: 'live_m', delivery_day: '2023-05-17', delivery_hour: 6, direction: 'buy', price: 1000, quantity: 1 });
+    // 2 x 30 - 1 x 10 = 50: only right if the touched hour was refreshed before the row was read
+    expect((await pnl).hour).toMatchObject({ trades: 2, buy_mw: 1, sell_mw: 2, pnl_eur: 50 });
+  });
+
+  it('stops pushing a trader and day after unsubscribe', async () => {
+    const c = client(a);
+    await connected(c);
+    const subscription = { trader_id: 'live_u', delivery_day: '2023-05-18' };
+    expect((await subscribe(c, subscription)).ok).toBe(true);
+    expect(await c.timeout(5000).emitWithAck('unsubscribe', subscription)).toEqual({ ok: true });
+    expect((await subscribe(c, { trader_id: 'live_u', delivery_day: '2023-05-19' })).ok).toBe(true);
+    const seen: string[] = [];
+    c.on('deal', (t) => seen.push(t.id));
+    const marker = next(c, 'deal', (t) => t.id === 'u-after');
+    await postTrade(a, { id: 'u-before', trader_id: 'live_u', delivery_day: '2023-05-18' });
+    await postTrade(a, { id: 'u-after', trader_id: 'live_u', delivery_day: '2023-05-19' });
+    await marker;
+    expect(seen).toEqual(['u-after']);
+  });
+
   it('pushes feed status to every authenticated socket', async () => {
     const c = client(b, { Authorization: tina });
     await connected(c);

@@ -194,3 +194,11 @@ describe('GET /v1/reports/desk', () => {
     expect((await errorBody(bad)).message).toMatch(/^delivery_day:/);
   });
 });
+
+describe('OpenAPI', () => {
+  it('describes both report endpoints with their query parameters', async () => {
+    const doc = (await (await server.request('/v1/openapi.json')).json()) as { paths: Record<string, { get: { parameters: { name: string }[] } }> };
+    expect(doc.paths['/v1/reports/pnl']!.get.parameters.map((p) => p.name)).toEqual(['trader_id', 'delivery_day']);
+    expect(doc.paths['/v1/reports/desk']!.get.parameters.map((p) => p.name)).toEqual(['delivery_day']);
+  });
+});

@@ -29,6 +29,9 @@ export const SubscriptionSchema = z.strictObject({
   delivery_day: dayString,
 });
 
+/** Trader+day rooms one connection may be in (a desk screen shows a few; more is a runaway client). */
+const maxSubscriptions = 100;
+
 export const traderRoom = (traderId: string, day: string) => `trader:${traderId}:${day}`;
 export const userRoom = (user: Pick<User, 'id'>) => `user:${user.id}`;
 
@@ -92,6 +95,9 @@ export class LiveHub {
     // 'disconnecting': the rooms are still known (on 'disconnect' they are gone).
     socket.on('disconnecting', () => {
       const now = this.deps.clock.now().getTime();
+      if (this.recentlyLeft.size > 10_000) {
+        for (const [room, left] of this.recentlyLeft) if (left + this.recoveryMs < now) this.recentlyLeft.delete(room);
+      }
       for (const room of socket.rooms) this.recentlyLeft.set(room, now);
     });
     socket.on('disconnect', () => this.sockets.set({}, this.io.engine.clientsCount));
@@ -103,8 +109,15 @@ export class LiveHub {
       // Join before reading the snapshot: a deal committed in between is then pushed too (pnl
       // rows are absolute values, so seeing one twice is harmless; missing one is not).
       const room = traderRoom(trader_id, delivery_day);
+      if (!socket.rooms.has(room) && socket.rooms.size > maxSubscriptions) {
+        return ack({ ok: false, error: `at most ${maxSubscriptions} subscriptions per connection: unsubscribe from another first` });
+      }
       socket.join(room);
-      pnlReport(this.deps.db, trader_id, delivery_day, this.deps.tz).then((report) => ack({ ok: true, report }), (error: Error) => {
+      const snapshot = async () => {
+        await this.freshness?.settled();
+        return pnlReport(this.deps.db, trader_id, delivery_day, this.deps.tz);
+      };
+      snapshot().then((report) => ack({ ok: true, report }), (error: Error) => {
         socket.leave(room);
         this.deps.log.error('live: report for a subscription failed', { error });
         ack({ ok: false, error: 'internal error; the server log has the details' });

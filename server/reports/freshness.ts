@@ -17,6 +17,8 @@ import type { ApiTrade } from '../trades/normalize';
 
 const hourMs = 3_600_000;
 const checkEveryMs = 5 * 60_000;
+/** History is materialised in windows of this length (about 2.5M trades at the desk's benchmark density). */
+const windowMs = 90 * 24 * hourMs;
 
 /** The hour slots a stored trade may touch: its local start hour (twice on the 25-hour day). */
 export function touchedSlots(trade: Pick<ApiTrade, 'delivery_day' | 'delivery_hour'>, tz: string): HourSlot[] {
@@ -54,12 +56,27 @@ export class PnlFreshness {
     return this.tail;
   }
 
-  /** Materialises everything before the start of the current local day (idempotent, incremental). */
+  /**
+   * Materialises everything before the start of the current local day (idempotent, incremental:
+   * only invalidated ranges are recomputed). Done in windows from the oldest trade on, so a first
+   * materialisation of a large table logs its progress and lets other queries in between.
+   */
   async materialiseHistory(): Promise<void> {
     const day = localDay(this.clock.now(), this.tz);
     const upTo = floorHour(dayBounds(day, this.tz).start.getTime());
     const started = performance.now();
-    await this.db.query(sql`CALL refresh_continuous_aggregate('pnl_hourly', NULL, ${new Date(upTo)}::timestamptz)`);
+    const [oldest] = await this.db.query<{ start: Date | null }>(sql`SELECT min(delivery_start) AS start FROM trades`);
+    const first = oldest?.start ? floorHour(oldest.start.getTime()) : upTo;
+    // The first window is open below so that nothing older is ever left out.
+    let from: number | null = null;
+    let to = Math.min(upTo, first + windowMs);
+    for (;;) {
+      await this.db.query(sql`CALL refresh_continuous_aggregate('pnl_hourly', ${from === null ? null : new Date(from)}::timestamptz, ${new Date(to)}::timestamptz)`);
+      if (to >= upTo) break;
+      this.log.info('materialising pnl_hourly', { done_up_to: new Date(to).toISOString(), up_to: new Date(upTo).toISOString(), seconds: Math.round((performance.now() - started) / 1000) });
+      from = to;
+      to = Math.min(upTo, to + windowMs);
+    }
     this.stats.historyMs = performance.now() - started;
     this.materialisedDay = day;
     this.log.info('pnl_hourly materialised', { up_to: new Date(upTo).toISOString(), ms: Math.round(this.stats.historyMs) });

@@ -82,10 +82,11 @@ function toTotal(r: DerivedRow): PnlTotal {
   };
 }
 
-function aggregated(traderId: SqlQuery, start: Date, end: Date): SqlQuery {
+/** pnl_hourly rows of one trader (null: all) in [start, end), through sql/0022 (plan-time chunk exclusion). */
+function aggregated(traderId: string | null, start: Date, end: Date): SqlQuery {
   return sql`
     SELECT trader_id, bucket, trades, buy_mw, sell_mw, buy_mwh, sell_mwh, buy_eur, sell_eur
-    FROM pnl_hourly WHERE ${traderId} AND bucket >= ${start} AND bucket < ${end}`;
+    FROM pnl_hourly_between(${traderId}::text, ${start}::timestamptz, ${end}::timestamptz)`;
 }
 
 function references(start: Date, end: Date): SqlQuery {
@@ -97,7 +98,7 @@ export async function pnlReport(db: Queryable, traderId: string, day: string, tz
   const slots = hoursOfDay(day, tz);
   const { start, end } = dayBounds(day, tz);
   const rows = await db.query<DerivedRow & { idx: number | null }>(sql`
-    WITH a AS (${aggregated(sql`trader_id = ${traderId}`, start, end)}),
+    WITH a AS (${aggregated(traderId, start, end)}),
          r AS (${references(start, end)}),
          h AS (
            SELECT s.idx, ${hourValues}
@@ -121,7 +122,7 @@ export async function pnlReport(db: Queryable, traderId: string, day: string, tz
 export async function deskReport(db: Queryable, day: string, tz: string): Promise<DeskReport> {
   const { start, end } = dayBounds(day, tz);
   const rows = await db.query<DerivedRow & { trader_id: string | null }>(sql`
-    WITH a AS (${aggregated(sql`TRUE`, start, end)}),
+    WITH a AS (${aggregated(null, start, end)}),
          r AS (${references(start, end)}),
          h AS (SELECT a.trader_id, ${hourValues} FROM a LEFT JOIN r ON r.delivery_start = a.bucket)
     SELECT h.trader_id, ${totalDerived} FROM h GROUP BY h.trader_id
