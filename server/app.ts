@@ -8,6 +8,7 @@ import { ApiError, errorBody, sendError } from './http/errors';
 import { docsPage } from './http/openapi';
 import { pendingMigrations } from './db/migrate';
 import { sql } from './db';
+import { importsRoutes, reconciliationsRoutes } from './importer/routes';
 import { tradesRoutes } from './trades/routes';
 
 export const version = '0.1.0';
@@ -18,6 +19,8 @@ export type RouteGroup = { path: string; routes: (deps: AppDeps) => Hono<AppEnv>
 export const v1Groups: RouteGroup[] = [
   { path: '/session', routes: sessionRoutes },
   { path: '/trades', routes: tradesRoutes },
+  { path: '/imports', routes: importsRoutes },
+  { path: '/reconciliations', routes: reconciliationsRoutes },
 ];
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
