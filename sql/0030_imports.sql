@@ -35,11 +35,13 @@ CREATE TABLE import_batches (
 );
 
 -- The deal ids of the file: the reconciliation needs them to find feed trades the file lacks.
+-- No unique key, on purpose: it halves the cost of the insert on the upload path; a batch
+-- re-sent after a lost answer may repeat ids, which the reconciliation counts once.
 CREATE TABLE import_trades (
   import_id bigint NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
-  trade_id  text   NOT NULL,
-  PRIMARY KEY (import_id, trade_id)
+  trade_id  text   NOT NULL
 );
+CREATE INDEX import_trades_import ON import_trades (import_id);
 
 -- File rows whose deal id was already stored with other content: the file's version is kept
 -- here (the trades table holds the first version) so the reconciliation can show both values.

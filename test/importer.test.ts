@@ -38,7 +38,7 @@ async function tempDir(): Promise<string> {
 function importer(dir: string, options: Partial<ConstructorParameters<typeof Importer>[0]> = {}): Importer {
   const created = new Importer({
     dir, apiUrl: server.url, apiUser: service.username, apiPassword: service.password, tz,
-    clock: { now: () => new Date() }, log: createLogger('silent'), settleMs: 300, rescanMs: 100, batchSize: 50, parallel: 2,
+    clock: { now: () => new Date() }, log: createLogger(process.env.TEST_LOG === '1' ? 'debug' : 'silent'), settleMs: 300, rescanMs: 100, batchSize: 50, parallel: 2,
     retryInitialMs: 50, retryMaxMs: 200, ...options,
   });
   importers.push(created);
@@ -319,7 +319,7 @@ describe('resilience', () => {
     const total = 30_000;
     await writeFile(path.join(dir, 'epex_trades_20230121.csv'), `${header}\n${rows('kill', total, 'killed', day).join('\n')}\n`);
     const spawnImporter = () => {
-      const child = spawn(path.resolve('node_modules/.bin/tsx'), ['scripts/importer.ts'], {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/importer.ts'], {
         env: {
           ...process.env, IMPORT_DIR: dir, API_URL: server.url, API_USER: service.username, API_PASSWORD: service.password,
           IMPORT_SETTLE_MS: '100', IMPORT_RESCAN_MS: '200', IMPORT_BATCH_SIZE: '250', IMPORT_PARALLEL: '1', IMPORTER_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info',

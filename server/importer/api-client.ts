@@ -68,9 +68,11 @@ export class ApiClient {
         }
         const message = (() => { try { return (JSON.parse(text) as { message?: string }).message ?? text; } catch { return text; } })();
         if (res.status !== 429 && res.status < 500) throw new ApiRequestError(res.status, `${method} ${path}: ${res.status} ${message}`);
+        // 502/503/504 and 429 mean "not now"; a plain 500 is a fault that retrying rarely cures.
+        if (res.status === 500 && attempt >= 5) throw new ApiRequestError(res.status, `${method} ${path}: ${res.status} ${message} (after ${attempt} attempts)`);
         problem = `${res.status} ${message}`;
-        const retryAfter = Number(res.headers.get('retry-after'));
-        if (Number.isFinite(retryAfter) && retryAfter >= 0) wait = retryAfter * 1000;
+        const retryAfter = res.headers.get('retry-after');
+        if (retryAfter !== null && /^\d+$/.test(retryAfter.trim())) wait = Math.min(Number(retryAfter) * 1000, 300_000);
       } catch (error) {
         if (error instanceof ApiRequestError) throw error;
         if (this.options.signal?.aborted) throw new StoppedError();

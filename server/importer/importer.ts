@@ -60,6 +60,7 @@ export class Importer {
   private running?: Promise<void>;
   private deadlineTimer?: NodeJS.Timeout;
   private alertedFor?: string;
+  private lastWatchError?: string;
   private readonly listeners = new Set<(name: string, result: ImportOutcome | Error) => void>();
   readonly deadline: string;
 
@@ -73,7 +74,12 @@ export class Importer {
     this.watcher = new DirWatcher({
       dir: options.dir, settleMs, rescanMs: options.rescanMs ?? 10_000, unterminatedMs: Math.max(10 * settleMs, 30_000),
       onReady: (name, snapshot) => this.enqueue(name, snapshot),
-      onError: (error) => options.log.warn('watching the import directory', { dir: options.dir, error: error.message }),
+      onError: (error) => {
+        // Said once per distinct problem: the rescan would repeat it every few seconds.
+        if (this.lastWatchError === error.message) return;
+        this.lastWatchError = error.message;
+        options.log.warn('watching the import directory', { dir: options.dir, error: error.message });
+      },
     });
   }
 

@@ -120,8 +120,7 @@ export async function recordImportBatch(db: Db, batch: BatchRecord, rows: readon
       ON CONFLICT DO NOTHING`);
     if (rows.length) {
       await tx.query(sql`
-        INSERT INTO import_trades (import_id, trade_id) SELECT ${batch.import_id}::bigint, unnest(${rows.map((r) => r.id)}::text[])
-        ON CONFLICT DO NOTHING`);
+        INSERT INTO import_trades (import_id, trade_id) SELECT ${batch.import_id}::bigint, unnest(${rows.map((r) => r.id)}::text[])`);
     }
     const conflicts = outcomes.map((o, i) => ({ o, row: rows[i]! })).filter(({ o }) => o.status === 'conflict');
     if (conflicts.length) {
@@ -203,15 +202,15 @@ export async function reconcileImport(db: Db, id: number, tz: string, now: Date)
     await tx.query(sql`DELETE FROM reconciliations WHERE import_id = ${id}`);
     const [counts] = await tx.query<{ file_trades: number; in_feed: number; feed_trades: number }>(sql`
       SELECT
-        (SELECT count(*)::int FROM import_trades WHERE import_id = ${id}) AS file_trades,
-        (SELECT count(*)::int FROM import_trades it JOIN trade_keys k ON k.id = it.trade_id WHERE it.import_id = ${id} AND k.first_source = 'feed') AS in_feed,
+        (SELECT count(DISTINCT trade_id)::int FROM import_trades WHERE import_id = ${id}) AS file_trades,
+        (SELECT count(DISTINCT it.trade_id)::int FROM import_trades it JOIN trade_keys k ON k.id = it.trade_id WHERE it.import_id = ${id} AND k.first_source = 'feed') AS in_feed,
         (SELECT count(*)::int FROM trades WHERE source = 'feed' AND execution_time >= ${day.start} AND execution_time < ${day.end} AND delivery_start >= ${deliveryFrom}) AS feed_trades`);
     await tx.query(sql`
       INSERT INTO reconciliations (import_id, trading_day, computed_at, file_trades, feed_trades, matched, only_in_file, only_in_feed, different)
       VALUES (${id}, ${record.trading_day}, ${now}, ${counts!.file_trades}, ${counts!.feed_trades}, ${counts!.in_feed - different.length}, 0, 0, ${different.length})`);
     await tx.query(sql`
       INSERT INTO reconciliation_items (import_id, kind, trade_id)
-      SELECT ${id}::bigint, 'only_in_file', it.trade_id FROM import_trades it JOIN trade_keys k ON k.id = it.trade_id
+      SELECT DISTINCT ${id}::bigint, 'only_in_file', it.trade_id FROM import_trades it JOIN trade_keys k ON k.id = it.trade_id
       WHERE it.import_id = ${id} AND k.first_source <> 'feed'`);
     await tx.query(sql`
       INSERT INTO reconciliation_items (import_id, kind, trade_id)

@@ -1,7 +1,7 @@
 // One normalised `trades` row from any source: exact decimals in EUR/MWh and MW, the delivery
 // period as UTC instants from the local day and hour in the market time zone.
 import { formatIssues } from '../http/errors';
-import { deliveryHour, MarketTimeError, toLocal } from '../time/market-time';
+import { deliveryHour, hoursOfDay, MarketTimeError, toLocal } from '../time/market-time';
 import { centsToEur, eurToCents, numberToDecimal, trimDecimal } from './decimal';
 import { Trade, type TradeInput } from './schema';
 
@@ -66,6 +66,19 @@ export interface ApiTrade {
   execution_time: string;
 }
 
+/**
+ * The local start hour, from the cached hours of the delivery day (a per-row Intl conversion
+ * dominated bulk ingestion); periods not starting on a full hour fall back to the conversion.
+ */
+function startHour(row: TradeRow, tz: string): number {
+  const ms = row.delivery_start.getTime();
+  try {
+    const slot = hoursOfDay(row.delivery_day, tz).find((s) => s.start.getTime() === ms);
+    if (slot) return slot.hour;
+  } catch { /* not a day of this zone's calendar: convert below */ }
+  return toLocal(row.delivery_start, tz).hour;
+}
+
 export function toApiTrade(row: TradeRow, tz: string): ApiTrade {
   return {
     id: row.id,
@@ -73,7 +86,7 @@ export function toApiTrade(row: TradeRow, tz: string): ApiTrade {
     quantity: Number(trimDecimal(row.quantity)),
     direction: row.direction,
     delivery_day: row.delivery_day,
-    delivery_hour: toLocal(row.delivery_start, tz).hour,
+    delivery_hour: startHour(row, tz),
     trader_id: row.trader_id,
     execution_time: row.execution_time.toISOString().replace('.000Z', 'Z'),
   };

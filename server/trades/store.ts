@@ -98,23 +98,26 @@ export async function ingestTrades(db: Db, rows: readonly TradeRow[], source: Tr
 
 /** NOTIFY inside the transaction: listeners hear of the trades only once they are committed. */
 async function announce(tx: Queryable, source: TradeSource, rows: readonly TradeRow[], tz: string) {
+  const payloads: string[] = [];
   let chunk: ApiTrade[] = [];
   let bytes = 0;
-  const flush = async () => {
+  const flush = () => {
     if (!chunk.length) return;
     const event: TradesStoredEvent = { source, trades: chunk };
-    await tx.query(sql`SELECT pg_notify(${tradesStoredChannel}, ${JSON.stringify(event)})`);
+    payloads.push(JSON.stringify(event));
     chunk = [];
     bytes = 0;
   };
   for (const row of rows) {
     const trade = toApiTrade(row, tz);
     const size = JSON.stringify(trade).length + 1;
-    if (bytes + size > maxNotifyBytes - 40) await flush();
+    if (bytes + size > maxNotifyBytes - 40) flush();
     chunk.push(trade);
     bytes += size;
   }
-  await flush();
+  flush();
+  // One statement for all chunks: a round trip per chunk dominated large batches.
+  if (payloads.length) await tx.query(sql`SELECT pg_notify(${tradesStoredChannel}, p) FROM unnest(${payloads}::text[]) WITH ORDINALITY AS n(p, i) ORDER BY i`);
 }
 
 type StoredRow = TradeRow & { source: TradeSource; received_at: Date };
