@@ -66,9 +66,12 @@ CREATE TABLE reconciliations (
 );
 CREATE INDEX reconciliations_day ON reconciliations (trading_day, import_id);
 
+-- Only-in-feed and different items. Only-in-file ids are not copied here (a whole day when the
+-- feed was down): import_trades joined with trade_keys (first_source <> 'feed') gives them, and
+-- neither changes once written.
 CREATE TABLE reconciliation_items (
   import_id bigint NOT NULL REFERENCES reconciliations (import_id) ON DELETE CASCADE,
-  kind      text   NOT NULL CHECK (kind IN ('only_in_file', 'only_in_feed', 'different')),
+  kind      text   NOT NULL CHECK (kind IN ('only_in_feed', 'different')),
   trade_id  text   NOT NULL,
   -- for 'different': [{"field": "price", "file": 2050, "feed": 2100}, ...] in API units
   fields    jsonb,

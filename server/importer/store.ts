@@ -210,10 +210,6 @@ export async function reconcileImport(db: Db, id: number, tz: string, now: Date)
       VALUES (${id}, ${record.trading_day}, ${now}, ${counts!.file_trades}, ${counts!.feed_trades}, ${counts!.in_feed - different.length}, 0, 0, ${different.length})`);
     await tx.query(sql`
       INSERT INTO reconciliation_items (import_id, kind, trade_id)
-      SELECT DISTINCT ${id}::bigint, 'only_in_file', it.trade_id FROM import_trades it JOIN trade_keys k ON k.id = it.trade_id
-      WHERE it.import_id = ${id} AND k.first_source <> 'feed'`);
-    await tx.query(sql`
-      INSERT INTO reconciliation_items (import_id, kind, trade_id)
       SELECT ${id}::bigint, 'only_in_feed', t.id FROM trades t
       WHERE t.source = 'feed' AND t.execution_time >= ${day.start} AND t.execution_time < ${day.end} AND t.delivery_start >= ${deliveryFrom}
         AND NOT EXISTS (SELECT 1 FROM import_trades it WHERE it.import_id = ${id} AND it.trade_id = t.id)
@@ -223,9 +219,11 @@ export async function reconcileImport(db: Db, id: number, tz: string, now: Date)
         { name: 'import_id', type: 'bigint' }, { name: 'kind', type: 'text' }, { name: 'trade_id', type: 'text' }, { name: 'fields', type: 'jsonb' },
       ], different.map((d) => [id, 'different', d.trade_id, JSON.stringify(d.fields)]));
     }
+    // Only-in-file ids are not copied: who first stored a deal never changes, so they are read
+    // from import_trades and trade_keys when asked for (a whole day's file when the feed was down).
     await tx.query(sql`
       UPDATE reconciliations SET
-        only_in_file = (SELECT count(*) FROM reconciliation_items WHERE import_id = ${id} AND kind = 'only_in_file'),
+        only_in_file = ${counts!.file_trades - counts!.in_feed},
         only_in_feed = (SELECT count(*) FROM reconciliation_items WHERE import_id = ${id} AND kind = 'only_in_feed')
       WHERE import_id = ${id}`);
   });
@@ -242,7 +240,8 @@ export async function getReconciliations(db: Queryable, filter: { trading_day?: 
   const out: Reconciliation[] = [];
   for (const head of heads) {
     const items = await db.query<{ kind: string; trade_id: string; fields: FieldDifference[] | null }>(sql`
-      (SELECT kind, trade_id, fields FROM reconciliation_items WHERE import_id = ${head.import_id} AND kind = 'only_in_file' ORDER BY trade_id LIMIT ${filter.limit})
+      (SELECT DISTINCT 'only_in_file' AS kind, it.trade_id, NULL::jsonb AS fields FROM import_trades it JOIN trade_keys k ON k.id = it.trade_id
+       WHERE it.import_id = ${head.import_id} AND k.first_source <> 'feed' ORDER BY it.trade_id LIMIT ${filter.limit})
       UNION ALL
       (SELECT kind, trade_id, fields FROM reconciliation_items WHERE import_id = ${head.import_id} AND kind = 'only_in_feed' ORDER BY trade_id LIMIT ${filter.limit})
       UNION ALL
