@@ -21,7 +21,9 @@ CREATE INDEX imports_trading_day ON imports (trading_day, id);
 
 -- Per uploaded batch, keyed by the file line of its first row: a batch re-sent after a restart or
 -- a lost response is counted once (the first answer wins), and a restarted importer skips the
--- line ranges listed here.
+-- line ranges listed here. The batch's deal ids are kept as one array (the reconciliation needs
+-- the file's ids to find feed trades it lacks): one row per batch instead of one per trade keeps
+-- the upload path cheap.
 CREATE TABLE import_batches (
   import_id  bigint  NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
   first_line integer NOT NULL,
@@ -31,17 +33,9 @@ CREATE TABLE import_batches (
   duplicates integer NOT NULL,
   conflicts  integer NOT NULL,
   invalid    integer NOT NULL,
+  trade_ids  text[]  NOT NULL, -- the valid rows' deal ids
   PRIMARY KEY (import_id, first_line)
 );
-
--- The deal ids of the file: the reconciliation needs them to find feed trades the file lacks.
--- No unique key, on purpose: it halves the cost of the insert on the upload path; a batch
--- re-sent after a lost answer may repeat ids, which the reconciliation counts once.
-CREATE TABLE import_trades (
-  import_id bigint NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
-  trade_id  text   NOT NULL
-);
-CREATE INDEX import_trades_import ON import_trades (import_id);
 
 -- File rows whose deal id was already stored with other content: the file's version is kept
 -- here (the trades table holds the first version) so the reconciliation can show both values.
@@ -67,8 +61,8 @@ CREATE TABLE reconciliations (
 CREATE INDEX reconciliations_day ON reconciliations (trading_day, import_id);
 
 -- Only-in-feed and different items. Only-in-file ids are not copied here (a whole day when the
--- feed was down): import_trades joined with trade_keys (first_source <> 'feed') gives them, and
--- neither changes once written.
+-- feed was down): the batches' trade_ids joined with trade_keys (first_source <> 'feed') give
+-- them, and neither changes once written.
 CREATE TABLE reconciliation_items (
   import_id bigint NOT NULL REFERENCES reconciliations (import_id) ON DELETE CASCADE,
   kind      text   NOT NULL CHECK (kind IN ('only_in_feed', 'different')),

@@ -256,8 +256,14 @@ describe('source=file on the batch endpoint', () => {
     const refused = await server.request('/v1/trades/batch?source=file', { method: 'POST', json: [trade({ id: 'ft-1', trader_id: 'ft' })], auth: basic('filetrader', 'filetrader-pw') });
     expect(refused.status).toBe(403);
     expect((await json(refused)).message).toBe('source: role trader may not store trades as source=file (service or admin only)');
+    const heard: string[] = [];
+    const unlisten = await server.deps.db.listen('trades_stored', (payload) => heard.push(payload));
     const ok = await server.request('/v1/trades/batch?source=file', { method: 'POST', json: [trade({ id: 'ft-2', trader_id: 'ft' })], auth: basic(service.username, service.password) });
     expect(ok.status).toBe(200);
+    // Live listeners hear of it as a file trade, in the API's shape.
+    await waitFor('the NOTIFY', () => heard.find((p) => p.includes('"ft-2"')));
+    await unlisten();
+    expect(JSON.parse(heard.find((p) => p.includes('"ft-2"'))!)).toEqual({ source: 'file', trades: [trade({ id: 'ft-2', trader_id: 'ft' })] });
     const [row] = await server.deps.db.query<{ source: string }>(sql`SELECT source FROM trades WHERE id = ${'ft-2'}`);
     expect(row!.source).toBe('file');
   });

@@ -92,6 +92,11 @@ export async function beginImport(db: Db, file: ImportStart, now: Date): Promise
 
 export class ImportStateError extends Error {}
 
+/** The deal ids of an import's valid rows, each once. */
+function fileIds(importId: number) {
+  return sql`SELECT DISTINCT unnest(trade_ids) AS trade_id FROM import_batches WHERE import_id = ${importId}`;
+}
+
 /** Refuses batches for imports that do not exist or are no longer running. */
 export async function assertRunning(db: Queryable, id: number): Promise<void> {
   const [row] = await db.query<{ status: ImportStatus }>(sql`SELECT status FROM imports WHERE id = ${id}`);
@@ -108,20 +113,16 @@ export interface BatchRecord {
 }
 
 /**
- * After POST /v1/trades/batch stored a file batch: count it once, remember the file's deal ids
+ * After POST /v1/trades/batch stored a file batch: count it once, remember the file's deal ids (as one array per batch)
  * and keep the file's version of every row that disagreed with a stored trade.
  */
 export async function recordImportBatch(db: Db, batch: BatchRecord, rows: readonly TradeRow[], outcomes: readonly IngestOutcome[], tz: string): Promise<void> {
   const count = (s: IngestOutcome['status']) => outcomes.filter((o) => o.status === s).length;
   await db.transaction(async (tx) => {
     await tx.query(sql`
-      INSERT INTO import_batches (import_id, first_line, last_line, received, stored, duplicates, conflicts, invalid)
-      VALUES (${batch.import_id}, ${batch.first_line}, ${batch.last_line}, ${batch.received}, ${count('stored')}, ${count('duplicate')}, ${count('conflict')}, ${batch.invalid})
+      INSERT INTO import_batches (import_id, first_line, last_line, received, stored, duplicates, conflicts, invalid, trade_ids)
+      VALUES (${batch.import_id}, ${batch.first_line}, ${batch.last_line}, ${batch.received}, ${count('stored')}, ${count('duplicate')}, ${count('conflict')}, ${batch.invalid}, ${rows.map((r) => r.id)}::text[])
       ON CONFLICT DO NOTHING`);
-    if (rows.length) {
-      await tx.query(sql`
-        INSERT INTO import_trades (import_id, trade_id) SELECT ${batch.import_id}::bigint, unnest(${rows.map((r) => r.id)}::text[])`);
-    }
     const conflicts = outcomes.map((o, i) => ({ o, row: rows[i]! })).filter(({ o }) => o.status === 'conflict');
     if (conflicts.length) {
       await tx.bulkInsert('import_conflicts', [
@@ -201,18 +202,20 @@ export async function reconcileImport(db: Db, id: number, tz: string, now: Date)
   await db.transaction(async (tx) => {
     await tx.query(sql`DELETE FROM reconciliations WHERE import_id = ${id}`);
     const [counts] = await tx.query<{ file_trades: number; in_feed: number; feed_trades: number }>(sql`
+      WITH file_ids AS (${fileIds(id)})
       SELECT
-        (SELECT count(DISTINCT trade_id)::int FROM import_trades WHERE import_id = ${id}) AS file_trades,
-        (SELECT count(DISTINCT it.trade_id)::int FROM import_trades it JOIN trade_keys k ON k.id = it.trade_id WHERE it.import_id = ${id} AND k.first_source = 'feed') AS in_feed,
+        (SELECT count(*)::int FROM file_ids) AS file_trades,
+        (SELECT count(*)::int FROM file_ids f JOIN trade_keys k ON k.id = f.trade_id WHERE k.first_source = 'feed') AS in_feed,
         (SELECT count(*)::int FROM trades WHERE source = 'feed' AND execution_time >= ${day.start} AND execution_time < ${day.end} AND delivery_start >= ${deliveryFrom}) AS feed_trades`);
     await tx.query(sql`
       INSERT INTO reconciliations (import_id, trading_day, computed_at, file_trades, feed_trades, matched, only_in_file, only_in_feed, different)
       VALUES (${id}, ${record.trading_day}, ${now}, ${counts!.file_trades}, ${counts!.feed_trades}, ${counts!.in_feed - different.length}, 0, 0, ${different.length})`);
     await tx.query(sql`
+      WITH file_ids AS (${fileIds(id)})
       INSERT INTO reconciliation_items (import_id, kind, trade_id)
       SELECT ${id}::bigint, 'only_in_feed', t.id FROM trades t
       WHERE t.source = 'feed' AND t.execution_time >= ${day.start} AND t.execution_time < ${day.end} AND t.delivery_start >= ${deliveryFrom}
-        AND NOT EXISTS (SELECT 1 FROM import_trades it WHERE it.import_id = ${id} AND it.trade_id = t.id)
+        AND NOT EXISTS (SELECT 1 FROM file_ids f WHERE f.trade_id = t.id)
       ON CONFLICT DO NOTHING`);
     if (different.length) {
       await tx.bulkInsert('reconciliation_items', [
@@ -220,7 +223,7 @@ export async function reconcileImport(db: Db, id: number, tz: string, now: Date)
       ], different.map((d) => [id, 'different', d.trade_id, JSON.stringify(d.fields)]));
     }
     // Only-in-file ids are not copied: who first stored a deal never changes, so they are read
-    // from import_trades and trade_keys when asked for (a whole day's file when the feed was down).
+    // from the batches' trade_ids and trade_keys when asked for (a whole day's file when the feed was down).
     await tx.query(sql`
       UPDATE reconciliations SET
         only_in_file = ${counts!.file_trades - counts!.in_feed},
@@ -240,8 +243,8 @@ export async function getReconciliations(db: Queryable, filter: { trading_day?: 
   const out: Reconciliation[] = [];
   for (const head of heads) {
     const items = await db.query<{ kind: string; trade_id: string; fields: FieldDifference[] | null }>(sql`
-      (SELECT DISTINCT 'only_in_file' AS kind, it.trade_id, NULL::jsonb AS fields FROM import_trades it JOIN trade_keys k ON k.id = it.trade_id
-       WHERE it.import_id = ${head.import_id} AND k.first_source <> 'feed' ORDER BY it.trade_id LIMIT ${filter.limit})
+      (SELECT 'only_in_file' AS kind, f.trade_id, NULL::jsonb AS fields FROM (${fileIds(head.import_id)}) f JOIN trade_keys k ON k.id = f.trade_id
+       WHERE k.first_source <> 'feed' ORDER BY f.trade_id LIMIT ${filter.limit})
       UNION ALL
       (SELECT kind, trade_id, fields FROM reconciliation_items WHERE import_id = ${head.import_id} AND kind = 'only_in_feed' ORDER BY trade_id LIMIT ${filter.limit})
       UNION ALL

@@ -98,22 +98,21 @@ export async function ingestTrades(db: Db, rows: readonly TradeRow[], source: Tr
 
 /** NOTIFY inside the transaction: listeners hear of the trades only once they are committed. */
 async function announce(tx: Queryable, source: TradeSource, rows: readonly TradeRow[], tz: string) {
+  // Each trade is serialised once; a payload is the JSON of a TradesStoredEvent built from them.
   const payloads: string[] = [];
-  let chunk: ApiTrade[] = [];
+  let chunk: string[] = [];
   let bytes = 0;
   const flush = () => {
     if (!chunk.length) return;
-    const event: TradesStoredEvent = { source, trades: chunk };
-    payloads.push(JSON.stringify(event));
+    payloads.push(`{"source":${JSON.stringify(source)},"trades":[${chunk.join(',')}]}`);
     chunk = [];
     bytes = 0;
   };
   for (const row of rows) {
-    const trade = toApiTrade(row, tz);
-    const size = JSON.stringify(trade).length + 1;
-    if (bytes + size > maxNotifyBytes - 40) flush();
-    chunk.push(trade);
-    bytes += size;
+    const text = JSON.stringify(toApiTrade(row, tz));
+    if (bytes + text.length + 1 > maxNotifyBytes - 40) flush();
+    chunk.push(text);
+    bytes += text.length + 1;
   }
   flush();
   // One statement for all chunks: a round trip per chunk dominated large batches.
