@@ -5,6 +5,7 @@ import { appendFile, mkdtemp, readFile, readdir, rename, writeFile } from 'node:
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../server/auth/users';
 import { sql } from '../server/db';
@@ -326,6 +327,7 @@ describe('resilience', () => {
     await writeFile(path.join(dir, 'epex_trades_20230121.csv'), `${header}\n${rows('kill', total, 'killed', day).join('\n')}\n`);
     const spawnImporter = () => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/importer.ts'], {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
         env: {
           ...process.env, IMPORT_DIR: dir, API_URL: server.url, API_USER: service.username, API_PASSWORD: service.password,
           IMPORT_SETTLE_MS: '100', IMPORT_RESCAN_MS: '200', IMPORT_BATCH_SIZE: '250', IMPORT_PARALLEL: '1', IMPORTER_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info',
@@ -407,6 +409,15 @@ describe('reconciliation', () => {
     const byImport = await (await server.request(`/v1/imports/${result.import.id}/reconciliation`)).json();
     expect(byImport).toMatchObject(expected);
     expect(printed.join('\n')).toContain('rc-price: price file 5100 vs feed 5000');
+  });
+
+  it('describes the import and reconciliation endpoints in the OpenAPI document', async () => {
+    const doc = await json(await server.request('/v1/openapi.json'));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/imports', '/v1/imports/{id}', '/v1/imports/{id}/finish', '/v1/imports/{id}/reconciliation', '/v1/reconciliations']));
+    expect(Object.keys(doc.paths['/v1/reconciliations'])).toEqual(['get', 'post']);
+    const batchParams = (doc.paths['/v1/trades/batch'].post.parameters as { name: string }[]).map((p) => p.name);
+    expect(batchParams).toEqual(['source', 'import_id', 'first_line', 'last_line']);
+    expect(doc.components.schemas.Reconciliation.properties.items.properties.different).toBeDefined();
   });
 
   it('answers 400 when neither day nor import is given', async () => {
