@@ -6,6 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../server/auth/users';
 import { sql } from '../server/db';
@@ -176,53 +177,59 @@ describe('file arrival', () => {
 });
 
 describe('validation', () => {
-  it('writes malformed rows with their line numbers and reasons to the rejects file and stores the valid ones', async () => {
+  it.each([
+    ['CRLF', '\r\n', '2023-01-16', 'badrows'],
+    ['LF', '\n', '2023-01-22', 'badrowslf'],
+  ])('writes malformed rows with their line numbers and reasons to the rejects file and stores the valid ones when lines end with %s', async (_name, eol, day, trader) => {
     const dir = await tempDir();
     const imp = importer(dir);
     await imp.start();
-    const day = '2023-01-16';
-    const ok = (id: string, extra = '') => `${id},2050,12.3,buy,${day},8,badrows,${day}T06:13:45Z${extra}`;
+    const ok = (id: string, extra = '') => `${id},2050,12.3,buy,${day},8,${trader},${day}T06:13:45Z${extra}`;
     const lines = [
       `\ufeff${header}`, //                                                           1 (BOM)
-      ok('bad-ok1'), //                                                               2
-      `bad-dir,2050,12.3,hold,${day},8,badrows,${day}T06:13:45Z`, //                  3 unknown direction
-      `bad-neg,2050,-5,buy,${day},8,badrows,${day}T06:13:45Z`, //                     4 negative quantity
-      `bad-nan,2050,12abc,buy,${day},8,badrows,${day}T06:13:45Z`, //                  5 non-numeric quantity
-      `bad-date,2050,12.3,buy,2023-02-30,8,badrows,${day}T06:13:45Z`, //              6 bad date
-      `bad-h24,2050,12.3,buy,${day},24,badrows,${day}T06:13:45Z`, //                  7 hour 24
-      `bad-missing,2050,12.3,buy,${day},8,badrows`, //                                8 missing column
-      ok('bad-extra', ',surplus'), //                                                 9 extra column
+      ok(`${trader}-ok1`), //                                                               2
+      `${trader}-dir,2050,12.3,hold,${day},8,${trader},${day}T06:13:45Z`, //                  3 unknown direction
+      `${trader}-neg,2050,-5,buy,${day},8,${trader},${day}T06:13:45Z`, //                     4 negative quantity
+      `${trader}-nan,2050,12abc,buy,${day},8,${trader},${day}T06:13:45Z`, //                  5 non-numeric quantity
+      `${trader}-date,2050,12.3,buy,2023-02-30,8,${trader},${day}T06:13:45Z`, //              6 bad date
+      `${trader}-h24,2050,12.3,buy,${day},24,${trader},${day}T06:13:45Z`, //                  7 hour 24
+      `${trader}-missing,2050,12.3,buy,${day},8,${trader}`, //                                8 missing column
+      ok(`${trader}-extra`, ',surplus'), //                                                 9 extra column
       '', //                                                                          10 empty line
-      `"bad-quoted","2050","12.3","sell","${day}","9","badrows","${day}T07:00:00Z"`, // 11 quoted fields: valid
-      `"bad id",2050,12.3,buy,${day},8,badrows,${day}T06:13:45Z`, //                  12 quoted, with a space: invalid id
-      `bad-cents,20.5,12.3,buy,${day},8,badrows,${day}T06:13:45Z`, //                 13 price not in whole cents
-      ok('bad-ok2'), //                                                               14
+      `"${trader}-quoted","2050","12.3","sell","${day}","9","${trader}","${day}T07:00:00Z"`, // 11 quoted fields: valid
+      `"${trader} id",2050,12.3,buy,${day},8,${trader},${day}T06:13:45Z`, //                  12 quoted, with a space: invalid id
+      `${trader}-cents,20.5,12.3,buy,${day},8,${trader},${day}T06:13:45Z`, //                 13 price not in whole cents
+      `${trader}-ml,2050,12.3,buy,${day},8,"multi${eol}line",${day}T06:13:45Z`, //     14-15 quoted field over two lines: invalid trader_id
+      ok(`${trader}-ok2`), //                                                               16
     ];
     const done = nextFiles(imp);
-    await writeFile(path.join(dir, 'epex_trades_20230116.csv'), `${lines.join('\r\n')}\r\n`);
+    await writeFile(path.join(dir, `epex_trades_${day.replaceAll('-', '')}.csv`), `${lines.join(eol)}${eol}`);
     const result = await first(done);
     expect(result.outcome).toBe('imported');
     if (result.outcome !== 'imported') throw new Error('unexpected');
-    expect(result.import).toMatchObject({ rows: 12, stored: 3, rejected: 9 });
-    const list = (await (await server.request('/v1/trades?trader_id=badrows')).json()) as { id: string }[];
-    expect(list.map((t) => t.id).sort()).toEqual(['bad-ok1', 'bad-ok2', 'bad-quoted']);
+    expect(result.import).toMatchObject({ rows: 13, stored: 3, rejected: 10 });
+    const list = (await (await server.request(`/v1/trades?trader_id=${trader}`)).json()) as { id: string }[];
+    expect(list.map((t) => t.id).sort()).toEqual([`${trader}-ok1`, `${trader}-ok2`, `${trader}-quoted`]);
 
-    const rejects = (await readFile(result.rejectsFile!, 'utf8')).trimEnd().split('\n');
-    expect(rejects[0]).toBe(`line,reason,${header}`);
-    const byLine = new Map(rejects.slice(1).map((l) => [Number(l.split(',')[0]), l]));
-    expect([...byLine.keys()]).toEqual([3, 4, 5, 6, 7, 8, 9, 12, 13]);
-    expect(byLine.get(3)).toContain('"direction: must be ""buy"" or ""sell"" (got ""hold"")"');
-    expect(byLine.get(4)).toContain('quantity: must be greater than 0 MW (got -5)');
-    expect(byLine.get(5)).toContain('quantity: must be a decimal number (got ""12abc"")');
-    expect(byLine.get(6)).toContain('delivery_day: must be a calendar date');
-    expect(byLine.get(7)).toContain('delivery_hour: must be from 0 to 23 (got 24)');
-    expect(byLine.get(8)).toContain('has 7 fields, the header has 8');
-    expect(byLine.get(9)).toContain('has 9 fields, the header has 8');
-    expect(byLine.get(12)).toContain('id: must be printable ASCII without spaces');
-    expect(byLine.get(13)).toContain('price: must be an integer (got ""20.5"")');
+    const rejectsText = await readFile(result.rejectsFile!, 'utf8');
+    expect(rejectsText.split('\n')[0]).toBe(`line,reason,${header}`);
+    const rejects = parseCsv(rejectsText, { relax_column_count: true, from_line: 2 }) as string[][];
+    const byLine = new Map(rejects.map((r) => [Number(r[0]), r]));
+    expect([...byLine.keys()]).toEqual([3, 4, 5, 6, 7, 8, 9, 12, 13, 14]);
+    const reason = (line: number) => byLine.get(line)![1];
+    expect(reason(3)).toBe('direction: must be "buy" or "sell" (got "hold")');
+    expect(reason(4)).toBe('quantity: must be greater than 0 MW (got -5)');
+    expect(reason(5)).toBe('quantity: must be a decimal number (got "12abc")');
+    expect(reason(6)).toBe('delivery_day: must be a calendar date YYYY-MM-DD (got "2023-02-30")');
+    expect(reason(7)).toBe('delivery_hour: must be from 0 to 23 (got 24)');
+    expect(reason(8)).toBe('has 7 fields, the header has 8');
+    expect(reason(9)).toBe('has 9 fields, the header has 8');
+    expect(reason(12)).toBe('id: must be printable ASCII without spaces');
+    expect(reason(13)).toBe('price: must be an integer (got "20.5")');
+    expect(reason(14)).toBe('trader_id: must be printable ASCII without spaces');
     // The original row stands beside the line number and the reason.
-    expect(byLine.get(3)!.endsWith(`,bad-dir,2050,12.3,hold,${day},8,badrows,${day}T06:13:45Z`)).toBe(true);
-    expect(rejects).toHaveLength(10);
+    expect(byLine.get(3)!.slice(2)).toEqual([`${trader}-dir`, '2050', '12.3', 'hold', day, '8', trader, `${day}T06:13:45Z`]);
+    expect(byLine.get(14)!.slice(2)).toEqual([`${trader}-ml`, '2050', '12.3', 'buy', day, '8', `multi${eol}line`, `${day}T06:13:45Z`]);
   });
 
   it('refuses the whole file with a clear message when the header lacks a column', async () => {

@@ -107,12 +107,14 @@ export async function* readTradesFile(path: string, tz: string, progress?: ReadP
   try {
     for await (const { record, raw, info } of parser as AsyncIterable<{ record: string[]; raw: string; info: { bytes: number } }>) {
       const line = nextLine;
-      // Each record ends with one delimiter holding one \n; quoted fields may hold more.
+      // Each record ends with one line end; quoted fields may hold more. csv-parse's raw text
+      // carries the record's "\n" for LF files but only the "\r" of CRLF files: so the record's
+      // own line end is dropped before counting.
+      const text = raw.replace(/\r?\n$/, '').replace(/\r$/, '');
       let newlines = 1;
-      for (let i = raw.indexOf('\n'); i >= 0; i = raw.indexOf('\n', i + 1)) newlines += 1;
+      for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) newlines += 1;
       nextLine += newlines;
       if (progress) progress.bytes = info.bytes;
-      const text = raw.replace(/\r$/, '');
       if (!columns) {
         if (record.length === 1 && record[0] === '') throw new FileRefused('line 1: empty; the file must start with the header ' + expectedColumns.join(','));
         columns = checkHeader(record);
