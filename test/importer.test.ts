@@ -174,6 +174,26 @@ describe('file arrival', () => {
     expect(second.outcome === 'imported' && second.import).toMatchObject({ rows: 41, stored: 1, duplicates: 40, conflicts: 0 });
     expect(await countTrades('grower')).toBe(41);
   });
+
+  it('reads the file again, storing only what is new, when it grows while being read', async () => {
+    const dir = await tempDir();
+    const day = '2023-01-23';
+    const imp = importer(dir, { batchSize: 50, parallel: 1 });
+    await imp.start();
+    const done = nextFiles(imp, 2);
+    const file = path.join(dir, 'epex_trades_20230123.csv');
+    await writeFile(file, `${header}\n${rows('growing', 5000, 'growing', day).join('\n')}\n`);
+    await waitFor('the reading to be under way', async () => ((await importsOf(day))[0]?.stored ?? 0) >= 500);
+    await appendFile(file, `${rows('growing', 1, 'growing', day, 5000)[0]}\n`);
+    const [changed, imported] = [...(await done).values()];
+    expect(changed!.outcome).toBe('changed');
+    expect(imported!.outcome).toBe('imported');
+    if (imported!.outcome !== 'imported') throw new Error('unexpected');
+    expect(imported!.import.rows).toBe(5001);
+    expect(imported!.import.stored + imported!.import.duplicates).toBe(5001);
+    expect((await importsOf(day)).map((r) => r.status)).toEqual(['done', 'failed']);
+    expect(await countTrades('growing')).toBe(5001);
+  });
 });
 
 describe('validation', () => {
