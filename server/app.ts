@@ -10,6 +10,7 @@ import { docsPage } from './http/openapi';
 import { pendingMigrations } from './db/migrate';
 import { sql } from './db';
 import { reportsRoutes } from './reports/routes';
+import { importsRoutes, reconciliationsRoutes } from './importer/routes';
 import { tradesRoutes } from './trades/routes';
 import { feedRoutes } from './feed/routes';
 import { referencePriceRoutes } from './market-data/routes';
@@ -25,6 +26,8 @@ export const v1Groups: RouteGroup[] = [
   { path: '/reports', routes: reportsRoutes },
   { path: '/feed', routes: feedRoutes },
   { path: '/reference-prices', routes: referencePriceRoutes },
+  { path: '/imports', routes: importsRoutes },
+  { path: '/reconciliations', routes: reconciliationsRoutes },
 ];
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {

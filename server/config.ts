@@ -34,6 +34,22 @@ export const ConfigSchema = z.object({
   MARKET_DATA_PER_HOUR: z.coerce.number({ error: 'must be a positive integer' }).int().min(1).max(1_000_000).default(1000),
   MARKET_DATA_REFRESH_MS: millis(1000, 86_400_000, 600_000),
   MARKET_DATA_TIMEOUT_MS: millis(100, 120_000, 5000),
+  // Nightly file importer (server/importer): runs in the server process when IMPORT_DIR is set,
+  // or alone with `npm run importer`.
+  IMPORT_DIR: optionalString,
+  IMPORT_DEADLINE: z.string().default('02:00').refine((v) => /^([01]\d|2[0-3]):[0-5]\d$/.test(v), { error: (i) => `must be a local time HH:MM such as 02:00 (got ${JSON.stringify(i.input)})` }),
+  IMPORT_SETTLE_MS: z.coerce.number({ error: 'must be milliseconds' }).int().min(0).max(3_600_000).default(5000),
+  IMPORT_RESCAN_MS: z.coerce.number({ error: 'must be milliseconds' }).int().min(50).max(3_600_000).default(10_000),
+  IMPORT_BATCH_SIZE: z.coerce.number({ error: 'must be a number of rows' }).int().min(1).max(10_000).default(5000),
+  IMPORT_PARALLEL: z.coerce.number({ error: 'must be a number of requests' }).int().min(1).max(16).default(2),
+  API_URL: optionalString.refine((u) => u === undefined || /^https?:\/\/[^/]+/.test(u), { error: 'must be an http:// or https:// URL such as http://localhost:8080' }),
+  API_USER: optionalString,
+  API_PASSWORD: optionalString,
+  IMPORTER_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8090),
+}).superRefine((c, ctx) => {
+  if (c.IMPORT_DIR && (!c.API_USER || !c.API_PASSWORD)) {
+    ctx.addIssue({ code: 'custom', path: ['API_USER'], message: 'IMPORT_DIR is set: the importer uploads through the REST API and needs API_USER and API_PASSWORD (a service user: npm run users -- add importer --role service)' });
+  }
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -47,5 +63,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   if (parsed.data.FEED_BACKOFF_MIN_MS > parsed.data.FEED_BACKOFF_MAX_MS) throw new ConfigError('invalid configuration:\n  FEED_BACKOFF_MAX_MS: must not be smaller than FEED_BACKOFF_MIN_MS');
-  return { ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR) };
+  return { ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR), IMPORT_DIR: parsed.data.IMPORT_DIR && path.resolve(parsed.data.IMPORT_DIR) };
 }

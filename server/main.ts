@@ -14,6 +14,7 @@ import { migrate } from './db/migrate';
 import type { AppDeps } from './http/context';
 import { MetricsRegistry } from './http/metrics';
 import { OpenApiRegistry } from './http/openapi';
+import { Importer } from './importer/importer';
 import { createLogger, type Logger } from './log';
 import { PnlFreshness } from './reports/freshness';
 import { startFeedGateway } from './feed';
@@ -27,6 +28,8 @@ export interface RunningServer {
   httpServer: Server;
   /** Socket.IO on the same port: deal, pnl and feed pushes. */
   hub: LiveHub;
+  /** The nightly file importer, when IMPORT_DIR is set. */
+  importer?: Importer;
   close(): Promise<void>;
 }
 
@@ -78,8 +81,23 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const port = (httpServer.address() as AddressInfo).port;
     const url = `http://localhost:${port}`;
     log.info('listening', { url, docs: `${url}/docs` });
+
+    // The importer uploads through the REST API like any client: here its own port (API_URL
+    // may point elsewhere), with the service user's credentials.
+    let importer: Importer | undefined;
+    if (config.IMPORT_DIR) {
+      importer = new Importer({
+        dir: config.IMPORT_DIR, apiUrl: config.API_URL ?? url, apiUser: config.API_USER!, apiPassword: config.API_PASSWORD!,
+        tz: config.MARKET_TZ, clock, log: log.child({ part: 'importer' }), deadline: config.IMPORT_DEADLINE,
+        settleMs: config.IMPORT_SETTLE_MS, rescanMs: config.IMPORT_RESCAN_MS, batchSize: config.IMPORT_BATCH_SIZE, parallel: config.IMPORT_PARALLEL,
+      });
+      const running = importer;
+      deps.readiness.push({ name: 'importer', check: () => running.problem() });
+      await importer.start();
+      closers.unshift(() => running.stop());
+    }
     return {
-      url, port, deps, httpServer, hub,
+      url, port, deps, httpServer, hub, importer,
       async close() {
         for (const close of closers) await close().catch((error: Error) => log.warn('error while closing', { error }));
       },

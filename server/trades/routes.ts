@@ -7,6 +7,8 @@ import type { AppDeps, AppEnv } from '../http/context';
 import { ApiError, badRequest, conflict, forbidden } from '../http/errors';
 import { ErrorResponse } from '../http/openapi';
 import { parseQuery, readJson } from '../http/validate';
+import { mayImport } from '../importer/routes';
+import { assertRunning, ImportStateError, recordImportBatch } from '../importer/store';
 import { checkApiTrade, toApiTrade, type TradeRow } from './normalize';
 import { Trade, TradeQuery } from './schema';
 import { ingestTrades, listTrades, type IngestOutcome } from './store';
@@ -33,6 +35,17 @@ export const BatchResult = z
   .meta({ id: 'BatchResult' });
 
 type BatchItem = z.infer<typeof BatchItemResult>;
+
+// Optional, for the nightly file importer: its trades are stored as source "file", and a batch
+// that names its import is counted there once (keyed by the file line of its first row).
+const BatchQuery = z
+  .strictObject({
+    source: z.enum(['api', 'file'], { error: 'must be "api" or "file"' }).default('api').meta({ description: '"file" (service or admin only) marks trades read from the nightly file' }),
+    import_id: z.coerce.number().int().positive().optional().meta({ description: 'The import (POST /v1/imports) this batch belongs to; needs source=file, first_line, last_line' }),
+    first_line: z.coerce.number().int().positive().optional().meta({ description: 'File line of the batch\'s first row' }),
+    last_line: z.coerce.number().int().positive().optional().meta({ description: 'File line of the batch\'s last row' }),
+  })
+  .refine((q) => q.import_id === undefined || (q.source === 'file' && q.first_line !== undefined && q.last_line !== undefined), { error: 'import_id: needs source=file, first_line and last_line', path: ['import_id'] });
 
 function assertMayWrite(user: User, traderId: string): void {
   if (!canWriteTrades(user)) throw forbidden(`role ${user.role} may not add trades`);
@@ -99,11 +112,19 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
   openapi.add({
     method: 'post', path: '/v1/trades/batch', tag: 'trades', summary: `Add up to ${maxBatch} trades at once`,
     description: 'A JSON array of trades, or NDJSON (Content-Type: application/x-ndjson), one trade per line. Every item gets its own result; valid items are stored even when others fail.',
+    query: BatchQuery,
     body: { schema: z.array(Trade), contentTypes: ['application/json', 'application/x-ndjson'] },
-    responses: { 200: { description: 'Per-item results', schema: BatchResult }, 400: { description: 'Not a JSON array / NDJSON', schema: ErrorResponse }, 413: { description: `More than ${maxBatch} trades`, schema: ErrorResponse } },
+    responses: {
+      200: { description: 'Per-item results', schema: BatchResult }, 400: { description: 'Not a JSON array / NDJSON', schema: ErrorResponse },
+      403: { description: 'source=file by a role other than service or admin', schema: ErrorResponse }, 409: { description: 'import_id is not a running import', schema: ErrorResponse },
+      413: { description: `More than ${maxBatch} trades`, schema: ErrorResponse },
+    },
   });
   app.post('/batch', async (c) => {
     const user = c.get('user');
+    const query = parseQuery(c, BatchQuery);
+    if (query.source !== 'api' && !mayImport(user)) throw forbidden(`source: role ${user.role} may not store trades as source=${query.source} (service or admin only)`);
+    if (query.import_id !== undefined) await assertRunning(db, query.import_id).catch((e) => { throw e instanceof ImportStateError ? conflict(e.message) : e; });
     const ndjson = (c.req.header('content-type') ?? '').includes('ndjson');
     const items: { value?: unknown; line?: number; error?: string }[] = [];
     if (ndjson) {
@@ -135,7 +156,7 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
       }
       valid.push({ index, row: checked.value });
     });
-    const outcomes: IngestOutcome[] = valid.length ? await ingestTrades(db, valid.map((v) => v.row), 'api', tz, clock.now()) : [];
+    const outcomes: IngestOutcome[] = valid.length ? await ingestTrades(db, valid.map((v) => v.row), query.source, tz, clock.now()) : [];
     outcomes.forEach((o, i) => {
       const index = valid[i]!.index;
       const line = items[index]!.line;
@@ -147,7 +168,10 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
     const count = (s: BatchItem['status']) => results.filter((r) => r.status === s).length;
     const summary = { received: items.length, stored: count('stored'), duplicates: count('duplicate'), conflicts: count('conflict'), invalid: count('invalid') };
     for (const [outcome, n] of [['stored', summary.stored], ['duplicate', summary.duplicates], ['conflict', summary.conflicts], ['invalid', summary.invalid]] as const) {
-      if (n) metrics.tradesIngested.inc({ source: 'api', outcome }, n);
+      if (n) metrics.tradesIngested.inc({ source: query.source, outcome }, n);
+    }
+    if (query.import_id !== undefined) {
+      await recordImportBatch(db, { import_id: query.import_id, first_line: query.first_line!, last_line: query.last_line!, received: items.length, invalid: summary.invalid }, valid.map((v) => v.row), outcomes, tz);
     }
     return c.json({ ...summary, results }, 200);
   });
