@@ -46,6 +46,8 @@ export class LiveHub {
   private queue: ApiTrade[] = [];
   private flushing: Promise<void> = Promise.resolve();
   private flushScheduled = false;
+  /** Set by close(): a flush scheduled just before must not query a database being closed. */
+  private closed = false;
   /** Rooms whose members dropped recently: keep emitting so recovery can replay. */
   private recentlyLeft = new Map<string, number>();
   private lastFeed?: FeedStatus;
@@ -80,6 +82,8 @@ export class LiveHub {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    this.queue = [];
     for (const unlisten of this.unlisteners) await unlisten().catch(() => {});
     this.unlisteners = [];
     await this.flushing;
@@ -171,6 +175,7 @@ export class LiveHub {
       this.flushScheduled = true;
       setImmediate(() => {
         this.flushScheduled = false;
+        if (this.closed) return;
         this.flushing = this.flushing.then(() => this.flush()).catch((error: Error) => this.deps.log.error('live: pnl update failed', { error }));
       });
     }
@@ -180,7 +185,7 @@ export class LiveHub {
   private async flush(): Promise<void> {
     const trades = this.queue;
     this.queue = [];
-    if (!trades.length) return;
+    if (!trades.length || this.closed) return;
     await this.freshness?.settled();
     const touched = new Map<string, { trader_id: string; delivery_day: string; slots: Set<number> }>();
     for (const trade of trades) {
