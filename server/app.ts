@@ -9,6 +9,7 @@ import { docsPage } from './http/openapi';
 import { pendingMigrations } from './db/migrate';
 import { sql } from './db';
 import { tradesRoutes } from './trades/routes';
+import { algorithmRunsRoutes, icpsRoutes, matchesRoutes, meterReadingsRoutes, streamedUploads } from './meters/routes';
 
 export const version = '0.1.0';
 
@@ -18,6 +19,10 @@ export type RouteGroup = { path: string; routes: (deps: AppDeps) => Hono<AppEnv>
 export const v1Groups: RouteGroup[] = [
   { path: '/session', routes: sessionRoutes },
   { path: '/trades', routes: tradesRoutes },
+  { path: '/icps', routes: icpsRoutes },
+  { path: '/matches', routes: matchesRoutes },
+  { path: '/meter-readings', routes: meterReadingsRoutes },
+  { path: '/algorithm-runs', routes: algorithmRunsRoutes },
 ];
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
@@ -60,7 +65,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/metrics', (c) => c.text(deps.metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4' }));
 
   const v1 = new Hono<AppEnv>();
-  v1.use('*', bodyLimit({ maxSize: 32 * 1024 * 1024, onError: (c) => c.json(errorBody(413, 'body: larger than 32 MiB'), 413) }));
+  const limit = bodyLimit({ maxSize: 32 * 1024 * 1024, onError: (c) => c.json(errorBody(413, 'body: larger than 32 MiB'), 413) });
+  // Bulk uploads (meter readings, algorithm results) are streamed in batches, never buffered.
+  v1.use('*', (c, next) => (c.req.method === 'POST' && streamedUploads.some((p) => p.test(c.req.path)) ? next() : limit(c, next)));
   v1.get('/openapi.json', (c) => c.json(deps.openapi.document({ version })));
   v1.route('/session', signInRoutes(deps)); // POST /v1/session is the only unauthenticated write
   v1.use('*', async (c, next) => {

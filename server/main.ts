@@ -15,6 +15,7 @@ import type { AppDeps } from './http/context';
 import { MetricsRegistry } from './http/metrics';
 import { OpenApiRegistry } from './http/openapi';
 import { createLogger, type Logger } from './log';
+import { startCompressionTask } from './meters/compression';
 
 export interface RunningServer {
   url: string;
@@ -52,7 +53,9 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       openapi: new OpenApiRegistry(),
       cookieSecure: config.COOKIE_SECURE,
       readiness: [],
+      meterTz: config.METER_TZ,
     };
+    if (config.METER_COMPRESS_EVERY_MINUTES) closers.push(startCompressionTask(db, log, config.METER_COMPRESS_AFTER_DAYS, config.METER_COMPRESS_EVERY_MINUTES));
     const app = createApp(deps);
     const httpServer = await new Promise<Server>((resolve) => {
       const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));

@@ -18,6 +18,8 @@ export interface AppDeps {
   cookieSecure: boolean;
   /** Extra readiness checks of parts running in this process (feed, importer, ...). */
   readiness: ReadinessCheck[];
+  /** Time zone of meter data's local dates and times (METER_TZ); default Pacific/Auckland. */
+  meterTz?: string;
 }
 
 export interface ReadinessCheck {

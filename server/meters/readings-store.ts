@@ -1,0 +1,140 @@
+// Meter readings: validation of uploaded rows, the replacing upsert, reads by ICP and period, and
+// the refresh of the daily aggregate.
+import type { Db, Queryable } from '../db';
+import { sql } from '../db';
+import { numberToDecimal } from '../trades/decimal';
+import { parseStamp } from './meter-time';
+
+export const readingColumns = ['read_timestamp', 'interval_read', 'energy_flow_direction', 'icp_id'] as const;
+export const directions = ['X', 'I'] as const;
+export type Direction = (typeof directions)[number];
+
+export interface ReadingRow {
+  icp_id: string;
+  /** Epoch ms of read_timestamp. */
+  ms: number;
+  /** read_timestamp as sent (validated; Postgres parses it with its offset). */
+  stamp: string;
+  kwh: string;
+  direction: Direction;
+}
+
+export interface UpsertCounts {
+  /** New rows. */
+  stored: number;
+  /** Existing rows whose value changed (a correction). */
+  replaced: number;
+  /** Re-sent rows with the value already stored. */
+  unchanged: number;
+}
+
+const decimalPattern = /^\d{1,15}(\.\d{1,9})?$/;
+const icpPattern = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function checkIcp(value: unknown): string | undefined {
+  const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
+  return typeof text === 'string' && icpPattern.test(text) ? text : undefined;
+}
+
+/** An exact decimal from CSV text or a JSON number; undefined when it is not a plain decimal. */
+export function checkDecimal(value: unknown): string | undefined {
+  const text = typeof value === 'number' ? numberToDecimal(value) : typeof value === 'string' ? value.trim() : undefined;
+  return text !== undefined && decimalPattern.test(text) ? text : undefined;
+}
+
+/** One uploaded reading -> a row, or the reason it is refused (naming the field). */
+export function checkReading(values: Record<string, unknown>): ReadingRow | string {
+  const icp = checkIcp(values.icp_id);
+  if (icp === undefined) return values.icp_id === undefined || values.icp_id === '' ? 'icp_id: is required' : `icp_id: ${JSON.stringify(values.icp_id)} must be 1-64 letters, digits, _ or -`;
+  const rawStamp = values.read_timestamp;
+  if (typeof rawStamp !== 'string' || !rawStamp) return 'read_timestamp: is required';
+  const stamp = parseStamp(rawStamp);
+  if ('error' in stamp) return `read_timestamp: ${stamp.error}`;
+  const kwh = checkDecimal(values.interval_read);
+  if (kwh === undefined) return values.interval_read === undefined || values.interval_read === '' ? 'interval_read: is required' : `interval_read: ${JSON.stringify(values.interval_read)} must be a non-negative decimal such as 1.343`;
+  const direction = values.energy_flow_direction;
+  if (direction !== 'X' && direction !== 'I') return `energy_flow_direction: must be X or I (got ${JSON.stringify(direction ?? null)})`;
+  return { icp_id: icp, ms: stamp.ms, stamp: rawStamp, kwh, direction };
+}
+
+/**
+ * Inserts new readings and replaces changed ones in one statement per batch. A reading repeated
+ * within the batch counts once, with its last value (a later line corrects an earlier one).
+ */
+export async function upsertReadings(db: Queryable, rows: readonly ReadingRow[], ingestedAt: Date): Promise<UpsertCounts> {
+  const last = new Map<string, ReadingRow>();
+  for (const r of rows) last.set(`${r.icp_id}|${r.ms}|${r.direction}`, r);
+  const unique = last.size === rows.length ? rows : [...last.values()];
+  if (unique.length === 0) return { stored: 0, replaced: 0, unchanged: 0 };
+  const icps: string[] = new Array(unique.length);
+  const stamps: string[] = new Array(unique.length);
+  const dirs: string[] = new Array(unique.length);
+  const kwhs: string[] = new Array(unique.length);
+  unique.forEach((r, i) => { icps[i] = r.icp_id; stamps[i] = r.stamp; dirs[i] = r.direction; kwhs[i] = r.kwh; });
+  const [counts] = await db.query<{ stored: number; replaced: number }>(sql`
+    WITH written AS (
+      INSERT INTO meter_readings (icp_id, read_at, direction, kwh, ingested_at)
+      SELECT icp_id, read_at, direction, kwh, ${ingestedAt}::timestamptz
+      FROM unnest(${icps}::text[], ${stamps}::timestamptz[], ${dirs}::text[], ${kwhs}::numeric[]) AS i(icp_id, read_at, direction, kwh)
+      ON CONFLICT (icp_id, read_at, direction) DO UPDATE SET kwh = EXCLUDED.kwh, ingested_at = EXCLUDED.ingested_at
+        WHERE meter_readings.kwh IS DISTINCT FROM EXCLUDED.kwh
+      RETURNING (xmax = 0) AS inserted)
+    SELECT (count(*) FILTER (WHERE inserted))::int AS stored, (count(*) FILTER (WHERE NOT inserted))::int AS replaced FROM written`);
+  const stored = counts!.stored;
+  const replaced = counts!.replaced;
+  return { stored, replaced, unchanged: rows.length - stored - replaced };
+}
+
+/**
+ * Brings the daily aggregate up to date for [fromMs, toMs), widened to whole days. Outside any
+ * transaction (TimescaleDB refuses a refresh inside one).
+ */
+export async function refreshReadingsDaily(db: Db, fromMs: number, toMs: number): Promise<void> {
+  await refreshAggregate(db, 'meter_readings_daily', fromMs, toMs);
+}
+
+const dayMs = 86_400_000;
+
+export async function refreshAggregate(db: Db, view: 'meter_readings_daily' | 'match_results_daily', fromMs: number, toMs: number): Promise<void> {
+  if (!(toMs > fromMs)) return;
+  // Local days start at most 14 h before or 12 h after UTC midnight: one spare day each side.
+  const from = new Date(Math.floor(fromMs / dayMs) * dayMs - dayMs);
+  const to = new Date(Math.ceil(toMs / dayMs) * dayMs + 2 * dayMs);
+  const name = view === 'meter_readings_daily' ? sql`'meter_readings_daily'` : sql`'match_results_daily'`;
+  await db.query(sql`CALL refresh_continuous_aggregate(${name}, ${from}::timestamptz, ${to}::timestamptz)`);
+}
+
+export interface ApiReading {
+  icp_id: string;
+  read_timestamp: string;
+  interval_read: string;
+  energy_flow_direction: Direction;
+}
+
+export interface ReadingKey { read_at: string; direction: string }
+
+/**
+ * One page of an ICP's readings in [from, to) after the keyset position, in time then
+ * direction order. Timestamps are formatted by Postgres (ISO-8601 UTC): no Date per row.
+ */
+export async function readingsPage(db: Queryable, q: { icp_id: string; from: Date; to: Date; direction?: Direction; after?: ReadingKey; limit: number }): Promise<ApiReading[]> {
+  const conditions = [sql`icp_id = ${q.icp_id}`, sql`read_at >= ${q.from}::timestamptz`, sql`read_at < ${q.to}::timestamptz`];
+  if (q.direction) conditions.push(sql`direction = ${q.direction}`);
+  if (q.after) conditions.push(sql`read_at >= ${q.after.read_at}::timestamptz AND (read_at > ${q.after.read_at}::timestamptz OR direction > ${q.after.direction})`);
+  return db.query<ApiReading>(sql`
+    SELECT icp_id, to_char(read_at, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS read_timestamp, kwh::text AS interval_read, direction AS energy_flow_direction
+    FROM meter_readings WHERE ${sql.join(conditions, sql` AND `)}
+    ORDER BY read_at, direction LIMIT ${q.limit}`);
+}
+
+/** Every reading of the query, in keyset pages: the export never holds the whole result. */
+export async function* allReadings(db: Queryable, q: { icp_id: string; from: Date; to: Date; direction?: Direction }, pageSize = 20_000): AsyncGenerator<ApiReading[]> {
+  let after: ReadingKey | undefined;
+  for (;;) {
+    const page = await readingsPage(db, { ...q, after, limit: pageSize });
+    if (page.length) yield page;
+    if (page.length < pageSize) return;
+    const lastRow = page[page.length - 1]!;
+    after = { read_at: lastRow.read_timestamp, direction: lastRow.energy_flow_direction };
+  }
+}
