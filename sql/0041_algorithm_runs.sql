@@ -21,7 +21,7 @@ CREATE TABLE algorithm_runs (
   CHECK (input_to > input_from),
   CHECK ((status = 'published') = (published_at IS NOT NULL AND publication_seq IS NOT NULL))
 );
-CREATE INDEX algorithm_runs_published ON algorithm_runs (publication_seq) WHERE status = 'published';
+CREATE INDEX algorithm_runs_publication ON algorithm_runs (publication_seq) WHERE status = 'published';
 
 -- One row per run, ICP, half-hour interval and role. interval_start comes from the output's
 -- read_date + read_time, local wall time in METER_TZ (default Pacific/Auckland).
