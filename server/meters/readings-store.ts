@@ -57,11 +57,21 @@ export function checkReading(values: Record<string, unknown>): ReadingRow | stri
   return { icp_id: icp, ms: stamp.ms, stamp: rawStamp, kwh, direction };
 }
 
+/** Per upload: whether the plain-INSERT fast path is still worth trying (see upsertReadings). */
+export interface UpsertState { tryPlainInsert: boolean }
+
+const uniqueViolation = '23505';
+
 /**
- * Inserts new readings and replaces changed ones in one statement per batch. A reading repeated
- * within the batch counts once, with its last value (a later line corrects an earlier one).
+ * Inserts new readings and replaces changed ones. A reading repeated within the batch counts
+ * once, with its last value (a later line corrects an earlier one).
+ *
+ * Fresh data is the common case of a bulk load, and a plain INSERT is about twice as fast as
+ * INSERT ... ON CONFLICT on the embedded database. So a batch is first tried as a plain INSERT
+ * (one statement: all or nothing); on a unique violation it is written again as the upsert, and
+ * the rest of that upload goes straight to the upsert.
  */
-export async function upsertReadings(db: Queryable, rows: readonly ReadingRow[], ingestedAt: Date): Promise<UpsertCounts> {
+export async function upsertReadings(db: Queryable, rows: readonly ReadingRow[], ingestedAt: Date, state: UpsertState = { tryPlainInsert: false }): Promise<UpsertCounts> {
   const last = new Map<string, ReadingRow>();
   for (const r of rows) last.set(`${r.icp_id}|${r.ms}|${r.direction}`, r);
   const unique = last.size === rows.length ? rows : [...last.values()];
@@ -71,11 +81,20 @@ export async function upsertReadings(db: Queryable, rows: readonly ReadingRow[],
   const dirs: string[] = new Array(unique.length);
   const kwhs: string[] = new Array(unique.length);
   unique.forEach((r, i) => { icps[i] = r.icp_id; stamps[i] = r.stamp; dirs[i] = r.direction; kwhs[i] = r.kwh; });
+  const input = sql`unnest(${icps}::text[], ${stamps}::timestamptz[], ${dirs}::text[], ${kwhs}::numeric[]) AS i(icp_id, read_at, direction, kwh)`;
+  if (state.tryPlainInsert) {
+    try {
+      await db.query(sql`INSERT INTO meter_readings (icp_id, read_at, direction, kwh, ingested_at) SELECT icp_id, read_at, direction, kwh, ${ingestedAt}::timestamptz FROM ${input}`);
+      return { stored: unique.length, replaced: 0, unchanged: rows.length - unique.length };
+    } catch (error) {
+      if ((error as { code?: string }).code !== uniqueViolation) throw error;
+      state.tryPlainInsert = false;
+    }
+  }
   const [counts] = await db.query<{ stored: number; replaced: number }>(sql`
     WITH written AS (
       INSERT INTO meter_readings (icp_id, read_at, direction, kwh, ingested_at)
-      SELECT icp_id, read_at, direction, kwh, ${ingestedAt}::timestamptz
-      FROM unnest(${icps}::text[], ${stamps}::timestamptz[], ${dirs}::text[], ${kwhs}::numeric[]) AS i(icp_id, read_at, direction, kwh)
+      SELECT icp_id, read_at, direction, kwh, ${ingestedAt}::timestamptz FROM ${input}
       ON CONFLICT (icp_id, read_at, direction) DO UPDATE SET kwh = EXCLUDED.kwh, ingested_at = EXCLUDED.ingested_at
         WHERE meter_readings.kwh IS DISTINCT FROM EXCLUDED.kwh
       RETURNING (xmax = 0) AS inserted)

@@ -230,13 +230,14 @@ export function meterReadingsRoutes(deps: AppDeps): Hono<AppEnv> {
   app.post('/', async (c) => {
     assertMayWrite(c.get('user'), 'upload meter readings');
     const now = clock.now();
+    const state = { tryPlainInsert: true };
     let lo = Infinity;
     let hi = -Infinity;
     const result = await ingestUpload(c, { required: readingColumns }, (values) => {
       const row = checkReading(values);
       if (typeof row !== 'string') { if (row.ms < lo) lo = row.ms; if (row.ms > hi) hi = row.ms; }
       return row;
-    }, (rows) => upsertReadings(db, rows, now));
+    }, (rows) => upsertReadings(db, rows, now, state));
     countUpload(deps, 'reading', result);
     if (result.stored + result.replaced > 0) await refreshReadingsDaily(db, lo, hi + 1);
     log.info('meter readings uploaded', { user: c.get('user').username, ...result, errors: undefined });
