@@ -1,6 +1,9 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../server/auth/users';
 import { sql } from '../server/db';
+import { compressOldChunks } from '../server/meters/compression';
 import { basic, startTestServer, type TestServer } from './helpers/server';
 
 let server: TestServer;
@@ -145,6 +148,20 @@ describe('meter readings', () => {
     }
     expect(pages).toBe(3);
     expect(seen).toEqual(all);
+  });
+
+  it('still reads and corrects readings after their chunks are compressed', async () => {
+    const body = `read_timestamp,interval_read,energy_flow_direction,icp_id\n2017-03-01 00:30:00+13,1.5,X,cmp-1\n2017-03-01 01:00:00+13,2.5,X,cmp-1\n`;
+    expect((await json(await post('/v1/meter-readings', body, 'text/csv'))).stored).toBe(2);
+    const compressed = await compressOldChunks(server.deps.db, 30);
+    expect(compressed.find((c) => c.table === 'meter_readings')!.chunks).toBeGreaterThan(0);
+    const [chunk] = await server.deps.db.query<{ is_compressed: boolean }>(sql`
+      SELECT is_compressed FROM timescaledb_information.chunks WHERE hypertable_name = 'meter_readings' AND range_start <= '2017-02-28T12:00:00Z' AND range_end > '2017-02-28T12:00:00Z'`);
+    expect(chunk!.is_compressed).toBe(true);
+    const fix = `read_timestamp,interval_read,energy_flow_direction,icp_id\n2017-03-01 01:00:00+13,2.75,X,cmp-1\n`;
+    expect(await json(await post('/v1/meter-readings', fix, 'text/csv'))).toMatchObject({ stored: 0, replaced: 1 });
+    const rows = await json<any[]>(await server.request('/v1/icps/cmp-1/readings?from=2017-03-01&to=2017-03-02'));
+    expect(rows.map((r) => r.interval_read)).toEqual(['1.5', '2.75']);
   });
 
   it('lets a body larger than the 32 MiB API limit through to the streamed upload', async () => {
@@ -381,6 +398,17 @@ describe('validation and roles', () => {
       ['/v1/meter-readings', 'post'], ['/v1/algorithm-runs', 'post'], ['/v1/algorithm-runs', 'get'], ['/v1/algorithm-runs/{id}', 'get'],
       ['/v1/algorithm-runs/{id}/results', 'post'], ['/v1/algorithm-runs/{id}/publish', 'post'], ['/v1/algorithm-runs/{a}/diff/{b}', 'get'],
     ]) expect(doc.paths[path!]?.[method!], `${method} ${path}`).toBeDefined();
+  });
+
+  it('runs every example analyst query in sql/examples against the schema', async () => {
+    const dir = path.resolve(__dirname, '../sql/examples');
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.sql'));
+    expect(files.length).toBeGreaterThanOrEqual(5);
+    for (const file of files) {
+      // psql variables (:icp, :a, :b) get sample values.
+      const text = fs.readFileSync(path.join(dir, file), 'utf8').replaceAll(':icp', "'33'").replaceAll(':a', '1').replaceAll(':b', '2');
+      await expect(server.deps.db.execScript(text, { transaction: false }), file).resolves.toBeUndefined();
+    }
   });
 
   it('creates the read-only analyst_ro role with SELECT on the meter tables and aggregates only', async () => {
