@@ -132,28 +132,55 @@ export interface ApiReading {
 
 export interface ReadingKey { read_at: string; direction: string }
 
-/**
- * One page of an ICP's readings in [from, to) after the keyset position, in time then
- * direction order. Timestamps are formatted by Postgres (ISO-8601 UTC): no Date per row.
- */
-export async function readingsPage(db: Queryable, q: { icp_id: string; from: Date; to: Date; direction?: Direction; after?: ReadingKey; limit: number }): Promise<ApiReading[]> {
+export type ReadingsFormat = 'json' | 'ndjson' | 'csv';
+
+export interface ReadingsQuery { icp_id: string; from: Date; to: Date; direction?: Direction }
+
+function conditionsOf(q: ReadingsQuery, after?: ReadingKey) {
   const conditions = [sql`icp_id = ${q.icp_id}`, sql`read_at >= ${q.from}::timestamptz`, sql`read_at < ${q.to}::timestamptz`];
   if (q.direction) conditions.push(sql`direction = ${q.direction}`);
-  if (q.after) conditions.push(sql`read_at >= ${q.after.read_at}::timestamptz AND (read_at > ${q.after.read_at}::timestamptz OR direction > ${q.after.direction})`);
-  return db.query<ApiReading>(sql`
-    SELECT icp_id, to_char(read_at, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS read_timestamp, kwh::text AS interval_read, direction AS energy_flow_direction
-    FROM meter_readings WHERE ${sql.join(conditions, sql` AND `)}
-    ORDER BY read_at, direction LIMIT ${q.limit}`);
+  if (after) conditions.push(sql`read_at >= ${after.read_at}::timestamptz AND (read_at > ${after.read_at}::timestamptz OR direction > ${after.direction})`);
+  return sql.join(conditions, sql` AND `);
 }
 
-/** Every reading of the query, in keyset pages: the export never holds the whole result. */
-export async function* allReadings(db: Queryable, q: { icp_id: string; from: Date; to: Date; direction?: Direction }, pageSize = 20_000): AsyncGenerator<ApiReading[]> {
+/**
+ * Up to `limit` readings after the keyset position, already formatted by Postgres as one text
+ * (JSON objects joined by commas, NDJSON lines or CSV lines): returning one text instead of a
+ * row object per reading is what makes large exports fast on the embedded database.
+ * `last` is the keyset position of the last reading included.
+ */
+export async function readingsText(db: Queryable, q: ReadingsQuery, format: ReadingsFormat, limit: number, after?: ReadingKey): Promise<{ text: string; count: number; last?: ReadingKey }> {
+  // One ICP per query: its JSON / CSV rendering is computed here, once.
+  const icpJson = JSON.stringify(q.icp_id);
+  const icpCsv = /[",\n\r]/.test(q.icp_id) ? `"${q.icp_id.replaceAll('"', '""')}"` : q.icp_id;
+  const object = sql`'{"icp_id":' || ${icpJson}::text || ',"read_timestamp":"' || ts || '","interval_read":"' || kwh::text || '","energy_flow_direction":"' || direction || '"}'`;
+  const line = format === 'csv' ? sql`ts || ',' || kwh::text || ',' || direction || ',' || ${icpCsv}::text || E'\n'` : format === 'ndjson' ? sql`${object} || E'\n'` : object;
+  const separator = format === 'json' ? sql`','` : sql`''`;
+  const [row] = await db.query<{ text: string | null; count: number; last: string | null }>(sql`
+    SELECT string_agg(${line}, ${separator} ORDER BY read_at, direction) AS text, count(*)::int AS count, max(ts || direction) AS last
+    FROM (SELECT read_at, direction, kwh, to_char(read_at, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ts
+          FROM meter_readings WHERE ${conditionsOf(q, after)}
+          ORDER BY read_at, direction LIMIT ${limit}) r`);
+  if (!row || row.count === 0) return { text: '', count: 0 };
+  const last = row.last!;
+  return { text: row.text!, count: row.count, last: { read_at: last.slice(0, -1), direction: last.slice(-1) } };
+}
+
+/** Whether any reading follows the keyset position (for the `next` link of a page). */
+export async function readingsAfter(db: Queryable, q: ReadingsQuery, after: ReadingKey): Promise<boolean> {
+  const rows = await db.query(sql`SELECT 1 FROM meter_readings WHERE ${conditionsOf(q, after)} LIMIT 1`);
+  return rows.length > 0;
+}
+
+/** Every reading of the query as formatted text, in keyset pages: the export never holds the whole result. */
+export async function* readingsTextPages(db: Queryable, q: ReadingsQuery, format: ReadingsFormat, pageSize = 20_000): AsyncGenerator<string> {
   let after: ReadingKey | undefined;
+  let first = true;
   for (;;) {
-    const page = await readingsPage(db, { ...q, after, limit: pageSize });
-    if (page.length) yield page;
-    if (page.length < pageSize) return;
-    const lastRow = page[page.length - 1]!;
-    after = { read_at: lastRow.read_timestamp, direction: lastRow.energy_flow_direction };
+    const page = await readingsText(db, q, format, pageSize, after);
+    if (page.count) yield format === 'json' && !first ? `,${page.text}` : page.text;
+    first = false;
+    if (page.count < pageSize) return;
+    after = page.last;
   }
 }

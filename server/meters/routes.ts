@@ -14,7 +14,7 @@ import {
 } from './http';
 import { parseBound } from './meter-time';
 import { matchesByKey, matchesForIcp, dailyForIcp, diffRuns, buckets, keys } from './matches-query';
-import { allReadings, checkReading, directions, readingColumns, readingsPage, refreshReadingsDaily, type ApiReading } from './readings-store';
+import { checkReading, directions, readingColumns, readingsAfter, readingsText, readingsTextPages, refreshReadingsDaily } from './readings-store';
 import {
   checkResult, createRun, getRun, ignoredResultColumns, listRuns, publishRun, refreshResultsDaily, resultColumns, roles,
   RunNotDraftError, runStatuses, upsertResults, type Run,
@@ -48,17 +48,6 @@ const ReadingsQuery = z.strictObject({
   cursor: z.string().optional().meta({ description: 'from the previous page\'s next link' }),
 });
 
-function csvField(value: string): string {
-  return /[",\n\r]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
-}
-
-function formatReadings(rows: readonly ApiReading[], format: OutputFormat, first: boolean): string {
-  if (format === 'ndjson') return rows.map((r) => `${JSON.stringify(r)}\n`).join('');
-  if (format === 'csv') return rows.map((r) => `${r.read_timestamp},${r.interval_read},${r.energy_flow_direction},${csvField(r.icp_id)}\n`).join('');
-  const text = rows.map((r) => JSON.stringify(r)).join(',');
-  return first || !text ? text : `,${text}`;
-}
-
 export function icpsRoutes(deps: AppDeps): Hono<AppEnv> {
   const { db, openapi } = deps;
   const tz = meterTz(deps);
@@ -84,24 +73,16 @@ export function icpsRoutes(deps: AppDeps): Hono<AppEnv> {
     const header = format === 'csv' ? `${readingColumns.join(',')}\n` : '';
     if (q.limit !== undefined || after) {
       const limit = q.limit ?? 10_000;
-      const rows = await readingsPage(db, { ...base, after: after && { read_at: after.at, direction: after.d }, limit: limit + 1 });
-      const more = rows.length > limit;
-      if (more) rows.length = limit;
-      if (more) {
-        const lastRow = rows[rows.length - 1]!;
-        c.header('Link', `<${nextLink(c, encodeCursor({ k: 'readings', ...match, at: lastRow.read_timestamp, d: lastRow.energy_flow_direction }))}>; rel="next"`);
+      const page = await readingsText(db, base, format, limit, after && { read_at: after.at, direction: after.d });
+      if (page.count === limit && page.last && (await readingsAfter(db, base, page.last))) {
+        c.header('Link', `<${nextLink(c, encodeCursor({ k: 'readings', ...match, at: page.last.read_at, d: page.last.direction }))}>; rel="next"`);
       }
-      const body = format === 'json' ? `[${formatReadings(rows, format, true)}]` : header + formatReadings(rows, format, true);
-      return c.body(body, 200);
+      return c.body(format === 'json' ? `[${page.text}]` : header + page.text, 200);
     }
-    const pages = allReadings(db, base);
+    const pages = readingsTextPages(db, base, format);
     return stream(c, async (out) => {
-      let first = true;
       await out.write(format === 'json' ? '[' : header);
-      for await (const page of pages) {
-        await out.write(formatReadings(page, format, first));
-        first = false;
-      }
+      for await (const text of pages) await out.write(text);
       if (format === 'json') await out.write(']');
     });
   });
