@@ -10,16 +10,15 @@ import { parseBody, parseQuery, readJson } from '../http/validate';
 import { dayBounds, parseDay } from '../time/market-time';
 import {
   assertMayRead, assertMayWrite, contentTypes, decodeCursor, encodeCursor, ingestUpload, meterTz, nextLink, outputFormat,
-  parseId, parsePeriod, PeriodBound, positiveInt, UploadResult, uploadMetrics, type OutputFormat,
+  parseId, parsePeriod, PeriodBound, positiveInt, UploadResult, uploadMetrics,
 } from './http';
 import { parseBound } from './meter-time';
 import { matchesByKey, matchesForIcp, dailyForIcp, diffRuns, buckets, keys } from './matches-query';
-import { checkReading, directions, readingColumns, readingsAfter, readingsText, readingsTextPages, refreshReadingsDaily } from './readings-store';
+import { checkReading, directions, readingColumns, readingsAfter, readingsText, readingsTextPages, refreshReadingsDaily, upsertReadings } from './readings-store';
 import {
   checkResult, createRun, getRun, ignoredResultColumns, listRuns, publishRun, refreshResultsDaily, resultColumns, roles,
   RunNotDraftError, runStatuses, upsertResults, type Run,
 } from './runs-store';
-import { upsertReadings } from './readings-store';
 
 /** POST paths exempt from the 32 MiB body limit: they stream. */
 export const streamedUploads = [/^\/v1\/meter-readings\/?$/, /^\/v1\/algorithm-runs\/[^/]+\/results\/?$/];
