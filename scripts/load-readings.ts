@@ -8,6 +8,7 @@ import { loadConfig } from '../server/config';
 import { openDb } from '../server/db';
 import { migrate } from '../server/db/migrate';
 import { loadReadingsBatched, loadReadingsCopy, type LoadProgress } from '../server/meters/bulk-load';
+import { applyMeterChunkInterval, defaultChunkDays } from '../server/meters/chunks';
 import { compressOldChunks } from '../server/meters/compression';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { batch: { type: 'string' }, compress: { type: 'boolean', default: false } } });
@@ -36,6 +37,7 @@ function draw(p: LoadProgress, final = false) {
 }
 try {
   await migrate(db);
+  await applyMeterChunkInterval(db, config.METER_CHUNK_DAYS ?? defaultChunkDays(db));
   const batchRows = values.batch ? Number(values.batch) : undefined;
   const result = config.DATABASE_URL
     ? await loadReadingsCopy(config.DATABASE_URL, db, file, { batchRows, onProgress: draw })

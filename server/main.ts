@@ -15,6 +15,7 @@ import type { AppDeps } from './http/context';
 import { MetricsRegistry } from './http/metrics';
 import { OpenApiRegistry } from './http/openapi';
 import { createLogger, type Logger } from './log';
+import { applyMeterChunkInterval, defaultChunkDays } from './meters/chunks';
 import { startCompressionTask } from './meters/compression';
 
 export interface RunningServer {
@@ -43,6 +44,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   try {
     const result = await migrate(db, { log: (m) => log.info('migration', { file: m.replace('applied ', '') }) });
     log.info('database ready', { kind: db.kind, dataDir: db.kind === 'embedded' ? (options.inMemory ? 'memory' : config.DATA_DIR) : undefined, applied: result.applied.length });
+    await applyMeterChunkInterval(db, config.METER_CHUNK_DAYS ?? defaultChunkDays(db));
     const admin = await ensureAdmin(db, { user: config.ADMIN_USER, password: config.ADMIN_PASSWORD });
     if (admin) log.info('created the first admin', { username: admin.username });
 
