@@ -77,7 +77,8 @@ export async function loadReadingsBatched(db: Db, file: string, options: Options
  * A TimescaleDB server: validated rows are COPYed into an unlogged staging table, then merged
  * with one INSERT ... ON CONFLICT per batch (COPY itself cannot replace corrected values).
  */
-export async function loadReadingsCopy(url: string, db: Db, file: string, options: Options = {}): Promise<LoadResult> {
+/** `db` (the app's connection) refreshes the daily aggregate afterwards; null skips that. */
+export async function loadReadingsCopy(url: string, db: Db | null, file: string, options: Options = {}): Promise<LoadResult> {
   const started = performance.now();
   const result = emptyResult();
   const progress: LoadProgress = { bytes: 0, totalBytes: fs.statSync(file).size, rows: 0, rejected: 0 };
@@ -112,7 +113,7 @@ export async function loadReadingsCopy(url: string, db: Db, file: string, option
   } finally {
     await client.end({ timeout: 5 });
   }
-  if (options.refresh !== false && span.hi >= span.lo) await refreshReadingsDaily(db, span.lo, span.hi + 1);
+  if (db && options.refresh !== false && span.hi >= span.lo) await refreshReadingsDaily(db, span.lo, span.hi + 1);
   result.seconds = (performance.now() - started) / 1000;
   if (span.hi >= span.lo) { result.min = new Date(span.lo); result.max = new Date(span.hi); }
   return result;
