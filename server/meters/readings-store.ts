@@ -38,7 +38,7 @@ export function checkIcp(value: unknown): string | undefined {
 
 /** An exact decimal from CSV text or a JSON number; undefined when it is not a plain decimal. */
 export function checkDecimal(value: unknown): string | undefined {
-  const text = typeof value === 'number' ? numberToDecimal(value) : typeof value === 'string' ? value.trim() : undefined;
+  const text = typeof value === 'number' ? numberToDecimal(value) : typeof value === 'string' ? value : undefined;
   return text !== undefined && decimalPattern.test(text) ? text : undefined;
 }
 

@@ -39,7 +39,10 @@ const curly = /^[“”‘’](.*)[“”‘’]$/s;
 
 /** Trims, and strips quotes: ASCII ones via csv-parse, typographic ones (“buyer”) here. */
 function cleanField(value: string): string {
-  const trimmed = value.trim();
+  // Hot path of bulk loads: plain fields need neither trim nor the quote pattern.
+  const trimmed = value.charCodeAt(0) <= 32 || value.charCodeAt(value.length - 1) <= 32 ? value.trim() : value;
+  const first = trimmed.charCodeAt(0);
+  if (first !== 0x201c && first !== 0x201d && first !== 0x2018 && first !== 0x2019) return trimmed;
   const m = curly.exec(trimmed);
   return m ? m[1]!.trim() : trimmed;
 }
