@@ -96,3 +96,14 @@ describe('upload rows', () => {
     expect(checkReading({ ...ok, read_timestamp: undefined })).toBe('read_timestamp: is required');
   });
 });
+
+describe('meter configuration', () => {
+  it('refuses a bad METER_TZ, chunk interval or compression schedule with the variable named', async () => {
+    const { loadConfig } = await import('../server/config');
+    expect(() => loadConfig({ METER_TZ: 'Mars/Olympus' })).toThrow(/METER_TZ: "Mars\/Olympus" is not an IANA time zone/);
+    expect(() => loadConfig({ METER_CHUNK_DAYS: 'weekly' })).toThrow(/METER_CHUNK_DAYS: must be a number of days/);
+    expect(() => loadConfig({ METER_COMPRESS_EVERY_MINUTES: '0' })).toThrow(/METER_COMPRESS_EVERY_MINUTES/);
+    const config = loadConfig({ METER_CHUNK_DAYS: '3', METER_COMPRESS_EVERY_MINUTES: '60' });
+    expect([config.METER_TZ, config.METER_CHUNK_DAYS, config.METER_COMPRESS_AFTER_DAYS, config.METER_COMPRESS_EVERY_MINUTES]).toEqual(['Pacific/Auckland', 3, 30, 60]);
+  });
+});
