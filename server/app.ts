@@ -14,6 +14,7 @@ import { importsRoutes, reconciliationsRoutes } from './importer/routes';
 import { tradesRoutes } from './trades/routes';
 import { feedRoutes } from './feed/routes';
 import { referencePriceRoutes } from './market-data/routes';
+import { algorithmRunsRoutes, icpsRoutes, matchesRoutes, meterReadingsRoutes, streamedUploads } from './meters/routes';
 
 export const version = '0.1.0';
 
@@ -28,6 +29,10 @@ export const v1Groups: RouteGroup[] = [
   { path: '/reference-prices', routes: referencePriceRoutes },
   { path: '/imports', routes: importsRoutes },
   { path: '/reconciliations', routes: reconciliationsRoutes },
+  { path: '/icps', routes: icpsRoutes },
+  { path: '/matches', routes: matchesRoutes },
+  { path: '/meter-readings', routes: meterReadingsRoutes },
+  { path: '/algorithm-runs', routes: algorithmRunsRoutes },
 ];
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
@@ -70,7 +75,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/metrics', (c) => c.text(deps.metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4' }));
 
   const v1 = new Hono<AppEnv>();
-  v1.use('*', bodyLimit({ maxSize: 32 * 1024 * 1024, onError: (c) => c.json(errorBody(413, 'body: larger than 32 MiB'), 413) }));
+  const limit = bodyLimit({ maxSize: 32 * 1024 * 1024, onError: (c) => c.json(errorBody(413, 'body: larger than 32 MiB'), 413) });
+  // Bulk uploads (meter readings, algorithm results) are streamed in batches, never buffered.
+  v1.use('*', (c, next) => (c.req.method === 'POST' && streamedUploads.some((p) => p.test(c.req.path)) ? next() : limit(c, next)));
   v1.get('/openapi.json', (c) => c.json(deps.openapi.document({ version })));
   v1.route('/session', signInRoutes(deps)); // POST /v1/session is the only unauthenticated write
   v1.use('*', async (c, next) => {

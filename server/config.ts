@@ -20,6 +20,10 @@ export const ConfigSchema = z.object({
   ADMIN_USER: optionalString,
   ADMIN_PASSWORD: optionalString,
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  METER_TZ: z.string().default('Pacific/Auckland').refine(isValidTimeZone, { error: (i) => `${JSON.stringify(i.input)} is not an IANA time zone such as Pacific/Auckland` }),
+  METER_CHUNK_DAYS: optionalString.transform((v) => (v === undefined ? undefined : Number(v))).pipe(z.number({ error: 'must be a number of days' }).int().min(1).max(366).optional()),
+  METER_COMPRESS_AFTER_DAYS: z.coerce.number({ error: 'must be a number of days' }).int().min(0).default(30),
+  METER_COMPRESS_EVERY_MINUTES: optionalString.transform((v) => (v === undefined ? undefined : Number(v))).pipe(z.number({ error: 'must be a number of minutes' }).int().min(1).optional()),
   COOKIE_SECURE: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   // Exchange gateway (server/feed) and reference-price poller (server/market-data).
   EXCHANGE_WS_URL: optionalString.refine((u) => u === undefined || /^wss?:\/\/[^\s]+$/.test(u), { error: 'must be a ws:// or wss:// URL' }),

