@@ -82,7 +82,7 @@ async function notifyLatency(db: Db, rate: number, seconds: number) {
   const unlisten = await db.listen(channels.tradesStored, (payload) => {
     const now = performance.now();
     const event = JSON.parse(payload) as TradesStoredEvent;
-    for (const t of event.trades) {
+    for (const t of event.trades ?? []) {
       const at = sentAt.get(t.id);
       if (at !== undefined) { latencies.push(now - at); sentAt.delete(t.id); }
     }

@@ -153,6 +153,24 @@ describe('live pushes', () => {
     expect(seen.map((t) => t.id)).toEqual(['mine']);
   });
 
+  it('pushes the pnl rows of a bulk upload without a tape line per deal', async () => {
+    const c = client(a);
+    await connected(c);
+    expect((await subscribe(c, { trader_id: 'live_bulk', delivery_day: '2023-05-15' })).ok).toBe(true);
+    const deals: ApiTrade[] = [];
+    c.on('deal', (t) => deals.push(t));
+    // 1,200 trades in one commit: above the detail limit, announced as the hours they touched.
+    const batch = Array.from({ length: 1200 }, (_, i) => trade({ id: `bulk-${i}`, trader_id: 'live_bulk', delivery_day: '2023-05-15', delivery_hour: i % 2 ? 9 : 10, quantity: 1, price: i % 2 ? 5000 : 4000, direction: i % 2 ? 'sell' : 'buy' }));
+    const nine = next(c, 'pnl', (u) => u.hour.label === '09-10' && u.total.trades === 1200);
+    const ten = next(c, 'pnl', (u) => u.hour.label === '10-11' && u.total.trades === 1200);
+    const res = await a.request('/v1/trades/batch', { method: 'POST', json: batch });
+    expect(res.status).toBe(200);
+    // 600 sells at 50.00 in hour 9, 600 buys at 40.00 in hour 10.
+    expect((await nine).hour).toMatchObject({ trades: 600, sell_mw: 600, pnl_eur: 30000 });
+    expect((await ten).hour).toMatchObject({ trades: 600, buy_mw: 600, pnl_eur: -24000 });
+    expect(deals).toEqual([]);
+  });
+
   it('pushes from a second server on the same database through NOTIFY/LISTEN', async () => {
     const c = client(b);
     await connected(c);

@@ -33,11 +33,31 @@ describe('ingestTrades', () => {
       expect(outcomes.every((o) => o.status === 'stored')).toBe(true);
       await ingestTrades(db, batch.slice(0, 10), 'feed', tz, new Date()); // duplicates: no announcement
       await db.query(sql`SELECT 1`);
-      const announced = events.flatMap((e) => e.trades.map((t) => t.id));
+      const announced = events.flatMap((e) => (e.trades ?? []).map((t) => t.id));
       expect(announced.sort()).toEqual(batch.map((r) => r.id).sort());
       expect(events.length).toBeGreaterThan(1);
       expect(events.every((e) => e.source === 'feed')).toBe(true);
-      expect(events[0]!.trades[0]).toEqual(trade({ id: 'ann-0', trader_id: 'ann', delivery_hour: 0 }));
+      expect(events[0]!.trades![0]).toEqual(trade({ id: 'ann-0', trader_id: 'ann', delivery_hour: 0 }));
+    } finally {
+      await unlisten();
+    }
+  });
+
+  it('announces a bulk commit as the distinct hours it touched, with its count', async () => {
+    const events: TradesStoredEvent[] = [];
+    const unlisten = await db.listen(tradesStoredChannel, (p) => events.push(JSON.parse(p)));
+    try {
+      const batch = [...rows(1500, 'bulk_a'), ...rows(30, 'bulk_b', { delivery_day: '2023-10-29', delivery_hour: 2 })];
+      await ingestTrades(db, batch, 'file', tz, new Date());
+      await db.query(sql`SELECT 1`);
+      expect(events.every((e) => e.trades === undefined && e.count === 1530 && e.source === 'file')).toBe(true);
+      const touched = events.flatMap((e) => e.touched ?? []);
+      const expected = [
+        ...Array.from({ length: 24 }, (_, h) => ({ trader_id: 'bulk_a', delivery_day: '2023-02-06', delivery_hour: h })),
+        { trader_id: 'bulk_b', delivery_day: '2023-10-29', delivery_hour: 2 },
+      ];
+      expect(touched).toEqual(expect.arrayContaining(expected));
+      expect(touched).toHaveLength(expected.length);
     } finally {
       await unlisten();
     }

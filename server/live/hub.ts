@@ -14,7 +14,7 @@ import { touchedSlots } from '../reports/freshness';
 import { pnlReport } from '../reports/pnl';
 import { dayString, identifier } from '../trades/schema';
 import type { ApiTrade } from '../trades/normalize';
-import type { TradesStoredEvent } from '../trades/store';
+import type { TouchedHour, TradesStoredEvent } from '../trades/store';
 import { channels, type ClientToServerEvents, type FeedStatus, type ServerToClientEvents, type Subscription } from './events';
 
 export interface SocketData {
@@ -43,7 +43,7 @@ export interface LiveHubOptions {
 export class LiveHub {
   readonly io: HubServer;
   private unlisteners: (() => Promise<void>)[] = [];
-  private queue: ApiTrade[] = [];
+  private queue: TouchedHour[] = [];
   private flushing: Promise<void> = Promise.resolve();
   private flushScheduled = false;
   /** Set by close(): a flush scheduled just before must not query a database being closed. */
@@ -163,13 +163,17 @@ export class LiveHub {
       this.deps.log.warn('live: unreadable trades_stored payload', { error });
       return;
     }
-    // Deals go out at once; PnL rows after this tick's deals are coalesced.
+    // Deals go out at once; PnL rows after this tick's deals are coalesced. A bulk commit comes
+    // as the hours it touched: its subscribers get the PnL rows, not thousands of tape lines.
     for (const trade of event.trades ?? []) {
       const room = traderRoom(trade.trader_id, trade.delivery_day);
       if (!this.wanted(room)) continue;
       this.io.to(room).emit('deal', trade);
       this.events.inc({ event: 'deal' });
       this.queue.push(trade);
+    }
+    for (const hour of event.touched ?? []) {
+      if (this.wanted(traderRoom(hour.trader_id, hour.delivery_day))) this.queue.push(hour);
     }
     if (this.queue.length && !this.flushScheduled) {
       this.flushScheduled = true;

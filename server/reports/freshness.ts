@@ -12,7 +12,7 @@ import { sql } from '../db';
 import { channels } from '../live/events';
 import type { Logger } from '../log';
 import { hoursOfDay, localDay, dayBounds, type HourSlot } from '../time/market-time';
-import type { TradesStoredEvent } from '../trades/store';
+import { touchedHours, type TradesStoredEvent } from '../trades/store';
 import type { ApiTrade } from '../trades/normalize';
 
 const hourMs = 3_600_000;
@@ -90,11 +90,11 @@ export class PnlFreshness {
       this.log.warn('unreadable trades_stored payload', { error });
       return;
     }
-    for (const trade of event.trades ?? []) {
+    for (const hour of touchedHours(event)) {
       try {
-        for (const slot of touchedSlots(trade, this.tz)) this.pending.add(slot.start.getTime());
+        for (const slot of touchedSlots(hour, this.tz)) this.pending.add(slot.start.getTime());
       } catch (error) {
-        this.log.warn('trades_stored: trade with an impossible delivery hour', { id: trade.id, error });
+        this.log.warn('trades_stored: an impossible delivery hour', { hour, error });
       }
     }
     if (this.pending.size) this.enqueue(() => this.refreshPending());
@@ -109,6 +109,10 @@ export class PnlFreshness {
     if (!this.pending.size) return; // an earlier task of this tick took them
     const touched = [...this.pending];
     this.pending.clear();
+    // Nothing from the start of today on is ever materialised (here or by another process), so
+    // the usual case, deals for today and later, needs no look at the watermark at all.
+    const today = dayBounds(localDay(this.clock.now(), this.tz), this.tz).start.getTime();
+    if (touched.every((t) => t >= today)) return;
     const watermark = await this.watermark();
     const stale = touched.filter((t) => t < watermark);
     if (!stale.length) return;

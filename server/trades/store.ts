@@ -18,9 +18,28 @@ export interface IngestOutcome {
 /** Channel on which every commit that stored trades is announced (payload: TradesStoredEvent). */
 export const tradesStoredChannel = 'trades_stored';
 
-export interface TradesStoredEvent {
-  source: TradeSource;
-  trades: ApiTrade[];
+/** A delivery hour that a commit touched, for consumers that only need where (PnL freshness). */
+export interface TouchedHour {
+  trader_id: string;
+  delivery_day: string;
+  delivery_hour: number;
+}
+
+/**
+ * The payload of trades_stored. Commits of up to `detailLimit` trades (the feed's micro-batches,
+ * single API posts) carry every trade; larger ones (bulk uploads, the nightly file) carry only the
+ * distinct hours they touched, so that announcing 10,000 trades does not cost more than storing them.
+ */
+export type TradesStoredEvent =
+  | { source: TradeSource; trades: ApiTrade[]; touched?: undefined; count?: undefined }
+  | { source: TradeSource; trades?: undefined; touched: TouchedHour[]; count: number };
+
+/** Most trades one commit announces one by one. */
+export const detailLimit = 1000;
+
+/** Every hour an event touched, whichever its form. */
+export function touchedHours(event: TradesStoredEvent): TouchedHour[] {
+  return event.trades ?? event.touched ?? [];
 }
 
 const maxNotifyBytes = 7000; // Postgres refuses NOTIFY payloads of 8000 bytes and more
@@ -101,22 +120,36 @@ export async function ingestTrades(db: Db, rows: readonly TradeRow[], source: Tr
  * chunks go in one statement, whatever the batch size.
  */
 async function announce(tx: Queryable, source: TradeSource, rows: readonly TradeRow[], tz: string) {
+  if (!rows.length) return;
+  const items: string[] = [];
+  let envelope: (items: string) => string;
+  if (rows.length <= detailLimit) {
+    for (const row of rows) items.push(JSON.stringify(toApiTrade(row, tz)));
+    envelope = (list) => `{"source":${JSON.stringify(source)},"trades":[${list}]}`;
+  } else {
+    const seen = new Set<string>();
+    for (const row of rows) {
+      const { trader_id, delivery_day, delivery_hour } = toApiTrade(row, tz);
+      const item = JSON.stringify({ trader_id, delivery_day, delivery_hour });
+      if (!seen.has(item)) seen.add(item);
+    }
+    items.push(...seen);
+    envelope = (list) => `{"source":${JSON.stringify(source)},"count":${rows.length},"touched":[${list}]}`;
+  }
   const payloads: string[] = [];
   let chunk: string[] = [];
   let bytes = 0;
-  const envelope = (items: string[]) => `{"source":${JSON.stringify(source)},"trades":[${items.join(',')}]}`;
-  for (const row of rows) {
-    const trade = JSON.stringify(toApiTrade(row, tz));
-    if (chunk.length && bytes + trade.length + 1 > maxNotifyBytes - 40) {
-      payloads.push(envelope(chunk));
+  for (const item of items) {
+    if (chunk.length && bytes + item.length + 1 > maxNotifyBytes - 60) {
+      payloads.push(envelope(chunk.join(',')));
       chunk = [];
       bytes = 0;
     }
-    chunk.push(trade);
-    bytes += trade.length + 1;
+    chunk.push(item);
+    bytes += item.length + 1;
   }
-  if (chunk.length) payloads.push(envelope(chunk));
-  if (payloads.length) await tx.query(sql`SELECT pg_notify(${tradesStoredChannel}, payload) FROM unnest(${payloads}::text[]) WITH ORDINALITY AS p(payload, n) ORDER BY n`);
+  if (chunk.length) payloads.push(envelope(chunk.join(',')));
+  await tx.query(sql`SELECT pg_notify(${tradesStoredChannel}, payload) FROM unnest(${payloads}::text[]) WITH ORDINALITY AS p(payload, n) ORDER BY n`);
 }
 
 type StoredRow = TradeRow & { source: TradeSource; received_at: Date };
