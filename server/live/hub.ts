@@ -40,12 +40,17 @@ export interface LiveHubOptions {
   recoveryMs?: number;
 }
 
+/** Least time between two rounds of PnL report queries for pushed `pnl` rows. */
+export const pnlIntervalMs = 250;
+
 export class LiveHub {
   readonly io: HubServer;
   private unlisteners: (() => Promise<void>)[] = [];
   private queue: TouchedHour[] = [];
   private flushing: Promise<void> = Promise.resolve();
   private flushScheduled = false;
+  private lastFlushAt = -Infinity;
+  private lastFlushMs = 0;
   /** Set by close(): a flush scheduled just before must not query a database being closed. */
   private closed = false;
   /** Rooms whose members dropped recently: keep emitting so recovery can replay. */
@@ -177,11 +182,25 @@ export class LiveHub {
     }
     if (this.queue.length && !this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => {
+      // The first change after a quiet spell goes out on the next tick; under a steady stream the
+      // report queries run at most every pnlIntervalMs, so they never crowd out the ingestion
+      // they report on (one database connection when embedded). Deals above are not delayed.
+      // A round that took long (a trader with many deals today: real-time aggregation reads them)
+      // spaces the next one out further, so reports take at most about a third of the database.
+      const wait = Math.max(0, this.lastFlushAt + Math.max(pnlIntervalMs, 2 * this.lastFlushMs) - performance.now());
+      const run = () => {
         this.flushScheduled = false;
         if (this.closed) return;
-        this.flushing = this.flushing.then(() => this.flush()).catch((error: Error) => this.deps.log.error('live: pnl update failed', { error }));
-      });
+        this.flushing = this.flushing
+          .then(async () => {
+            this.lastFlushAt = performance.now();
+            await this.flush();
+            this.lastFlushMs = performance.now() - this.lastFlushAt;
+          })
+          .catch((error: Error) => this.deps.log.error('live: pnl update failed', { error }));
+      };
+      if (wait === 0) setImmediate(run);
+      else setTimeout(run, wait);
     }
   }
 
