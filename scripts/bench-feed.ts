@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { parseArgs as parseArgsStrict, type ParseArgsConfig } from 'node:util';
 import { openDb, type Db } from '../server/db';
 import { migrate } from '../server/db/migrate';
 import { FeedGateway } from '../server/feed/gateway';
@@ -17,6 +16,7 @@ import { loadConfig } from '../server/config';
 import type { ClientToServerEvents, ServerToClientEvents } from '../server/live/events';
 import { start } from '../server/main';
 import { startExchangeSim } from './exchange-sim';
+import { parseOptions } from './cli';
 
 const tz = 'Europe/Berlin';
 
@@ -166,18 +166,8 @@ async function socketIoLatency(db: Db, rate: number, seconds: number) {
   }
 }
 
-/** parseArgs with a one-line message instead of a stack trace for a wrong option. */
-function parseArgs<const T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgsStrict<T>> {
-  try {
-    return parseArgsStrict(config);
-  } catch (error) {
-    process.stderr.write(`bench-feed: ${(error as Error).message}\n`);
-    process.exit(2);
-  }
-}
-
 async function main() {
-  const { values } = parseArgs({ options: {
+  const { values } = parseOptions('bench-feed', { options: {
     deals: { type: 'string', default: '50000' }, rate: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' },
     'sim-rate': { type: 'string', default: '6000' },
   } });

@@ -5,9 +5,9 @@
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { parseArgs as parseArgsStrict, type ParseArgsConfig } from 'node:util';
 import { WebSocketServer, WebSocket } from 'ws';
 import { hoursOfDay, localDay, pad } from '../server/time/market-time';
+import { parseOptions } from './cli';
 
 export interface SimDeal {
   id: string;
@@ -201,18 +201,8 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
   return sim;
 }
 
-/** parseArgs with a one-line message instead of a stack trace for a wrong option. */
-function parseArgs<const T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgsStrict<T>> {
-  try {
-    return parseArgsStrict(config);
-  } catch (error) {
-    process.stderr.write(`exchange-sim: ${(error as Error).message}\n`);
-    process.exit(2);
-  }
-}
-
 async function main() {
-  const { values } = parseArgs({
+  const { values } = parseOptions('exchange-sim', {
     options: {
       port: { type: 'string', default: '9001' }, rate: { type: 'string', default: '5' },
       traders: { type: 'string', default: '5' }, duplicates: { type: 'string', default: '0' },

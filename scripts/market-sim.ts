@@ -6,9 +6,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { parseArgs as parseArgsStrict, type ParseArgsConfig } from 'node:util';
 import WebSocket from 'ws';
 import type { ExchangeSim, SimDeal } from './exchange-sim';
+import { parseOptions } from './cli';
 
 export interface MarketSimOptions {
   port?: number;
@@ -120,18 +120,8 @@ export async function startMarketSim(options: MarketSimOptions = {}): Promise<Ma
   return sim;
 }
 
-/** parseArgs with a one-line message instead of a stack trace for a wrong option. */
-function parseArgs<const T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgsStrict<T>> {
-  try {
-    return parseArgsStrict(config);
-  } catch (error) {
-    process.stderr.write(`market-sim: ${(error as Error).message}\n`);
-    process.exit(2);
-  }
-}
-
 async function main() {
-  const { values } = parseArgs({
+  const { values } = parseOptions('market-sim', {
     options: {
       port: { type: 'string', default: '9002' }, exchange: { type: 'string', default: 'ws://localhost:9001' },
       'update-ms': { type: 'string', default: '60000' }, 'error-rate': { type: 'string', default: '0' },

@@ -3,6 +3,9 @@
 // Keep this file free of runtime imports from the server (types only): the web app bundles it.
 import type { ApiTrade } from '../trades/normalize';
 
+/** The Trade of the REST API and of `deal` events (price in eurocent/MWh, local start hour). */
+export type { ApiTrade };
+
 /** One hour row of the PnL report (GET /v1/reports/pnl hours[], and the live `pnl` event). */
 export interface PnlHourRow {
   /** "08-09"; the repeated autumn hour carries its UTC offset: "02-03 (+02:00)". */

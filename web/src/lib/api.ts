@@ -1,6 +1,6 @@
 // The dashboard's one way to call the REST API: same-origin cookie, the API's error shape turned
 // into an ApiFailure with the HTTP status (0 when the server cannot be reached).
-import type { FeedStatus, PnlHourRow } from '$shared/events';
+import type { ApiTrade, FeedStatus, PnlHourRow } from '$shared/events';
 
 export class ApiFailure extends Error {
   constructor(readonly status: number, message: string) {
@@ -35,16 +35,8 @@ export interface DeskReport {
   total?: Partial<PnlTotals>;
 }
 
-export interface Trade {
-  id: string;
-  price: number;
-  quantity: number;
-  direction: 'buy' | 'sell';
-  delivery_day: string;
-  delivery_hour: number;
-  trader_id: string;
-  execution_time: string;
-}
+/** One definition for server and web: the REST API's Trade. */
+export type Trade = ApiTrade;
 
 export async function api<T>(path: string, init: RequestInit & { json?: unknown } = {}): Promise<T> {
   const headers = new Headers(init.headers);
