@@ -80,11 +80,6 @@ export class Authenticator {
     this.verified.set(cacheKey, { user: plain, until: now + this.cacheMs });
     return { ok: true, user: plain };
   }
-
-  /** Forget cached credentials (after a user is disabled in this process). */
-  forget(): void {
-    this.verified.clear();
-  }
 }
 
 // Same cost for unknown users as for known ones, so timing does not reveal who exists.

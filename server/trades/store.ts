@@ -84,7 +84,7 @@ export async function ingestTrades(db: Db, rows: readonly TradeRow[], source: Tr
   });
   if (candidates.length === 0) return outcomes;
 
-  const stored = await db.transaction(async (tx) => {
+  await db.transaction(async (tx) => {
     const fresh = await tx.query<{ id: string }>(sql`
       INSERT INTO trade_keys (id, delivery_start, first_source)
       SELECT id, delivery_start, ${source} FROM unnest(${candidates.map((r) => r.id)}::text[], ${candidates.map((r) => r.delivery_start.toISOString())}::timestamptz[]) AS k(id, delivery_start)
@@ -102,7 +102,6 @@ export async function ingestTrades(db: Db, rows: readonly TradeRow[], source: Tr
     }
     for (const row of toInsert) outcomes[firstIndex.get(row.id)!] = { id: row.id, status: 'stored' };
     await announce(tx, source, toInsert, tz);
-    return toInsert;
   });
 
   rows.forEach((row, i) => {
@@ -111,7 +110,6 @@ export async function ingestTrades(db: Db, rows: readonly TradeRow[], source: Tr
     const diff = differences(first, row);
     outcomes[i] = diff.length ? { id: row.id, status: 'conflict', differences: diff } : { id: row.id, status: 'duplicate' };
   });
-  void stored;
   return outcomes;
 }
 
@@ -131,7 +129,7 @@ async function announce(tx: Queryable, source: TradeSource, rows: readonly Trade
     for (const row of rows) {
       const { trader_id, delivery_day, delivery_hour } = toApiTrade(row, tz);
       const item = JSON.stringify({ trader_id, delivery_day, delivery_hour });
-      if (!seen.has(item)) seen.add(item);
+      seen.add(item);
     }
     items.push(...seen);
     envelope = (list) => `{"source":${JSON.stringify(source)},"count":${rows.length},"touched":[${list}]}`;
