@@ -40,8 +40,8 @@ try {
   await applyMeterChunkInterval(db, config.METER_CHUNK_DAYS ?? defaultChunkDays(db));
   const batchRows = values.batch ? Number(values.batch) : undefined;
   const result = config.DATABASE_URL
-    ? await loadReadingsCopy(config.DATABASE_URL, db, file, { batchRows, onProgress: draw })
-    : await loadReadingsBatched(db, file, { batchRows, onProgress: draw });
+    ? await loadReadingsCopy(config.DATABASE_URL, db, file, { batchRows, onProgress: draw, tz: config.METER_TZ })
+    : await loadReadingsBatched(db, file, { batchRows, onProgress: draw, tz: config.METER_TZ });
   if (process.stderr.isTTY) process.stderr.write('\n');
   for (const e of result.errors.slice(0, 20)) process.stderr.write(`line ${e.line}: ${e.message}\n`);
   if (result.rejected > 20) process.stderr.write(`… ${result.rejected - 20} more rejected lines\n`);

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../server/auth/users';
 import { sql } from '../server/db';
 import { compressOldChunks } from '../server/meters/compression';
+import { hoursOfDay } from '../server/time/market-time';
 import { basic, startTestServer, type TestServer } from './helpers/server';
 
 let server: TestServer;
@@ -101,6 +102,24 @@ describe('meter readings', () => {
     expect(result.errors[0].message).toContain('no UTC offset');
   });
 
+  it('does refuse readings off the half-hour grid with their line and reason, and store the others', async () => {
+    const body = [
+      'read_timestamp,interval_read,energy_flow_direction,icp_id',
+      '2019-02-02 00:30:00+13,1.1,X,grid-1',
+      '2019-02-02 00:15:00+13,1.1,X,grid-1',
+      '2019-02-02 01:00:20+13,1.1,X,grid-1',
+      '2019-02-01T12:00:00Z,1.1,X,grid-1',
+    ].join('\n');
+    const result = await json(await post('/v1/meter-readings', body, 'text/csv'));
+    expect(result).toMatchObject({ received: 4, stored: 2, rejected: 2 });
+    expect(result.errors).toEqual([
+      { line: 3, message: 'read_timestamp: "2019-02-02 00:15:00+13" is not on the 30-minute grid of meter intervals (they start at :00 or :30 local time in Pacific/Auckland, without seconds)' },
+      { line: 4, message: 'read_timestamp: "2019-02-02 01:00:20+13" is not on the 30-minute grid of meter intervals (they start at :00 or :30 local time in Pacific/Auckland, without seconds)' },
+    ]);
+    const rows = await json<any[]>(await server.request('/v1/icps/grid-1/readings?from=2019-02-01&to=2019-02-03'));
+    expect(rows.map((r) => r.read_timestamp)).toEqual(['2019-02-01T11:30:00.000Z', '2019-02-01T12:00:00.000Z']);
+  });
+
   it('accepts NDJSON uploads with numbers or strings for interval_read', async () => {
     const body = [
       JSON.stringify({ icp_id: 'nd-1', read_timestamp: '2019-03-01T00:00:00Z', interval_read: 0.25, energy_flow_direction: 'X' }),
@@ -183,6 +202,10 @@ async function newRun(from: string, to: string, version: string): Promise<number
   const run = await json(await server.request('/v1/algorithm-runs', { method: 'POST', json: runBody(from, to, version), auth: auth.service }), 201);
   expect(run).toMatchObject({ status: 'draft', published_at: null, algorithm: 'matcher', version });
   return run.id as number;
+}
+
+function nextDay(day: string): string {
+  return new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
 }
 
 async function publish(id: number) {
@@ -309,6 +332,49 @@ describe('algorithm runs', () => {
     expect((await json(await server.request(`/v1/algorithm-runs/${id}/publish`, { method: 'POST' }), 409)).message).toContain('already published');
     expect((await json(await server.request('/v1/algorithm-runs/999999'), 404)).message).toBe('id: no algorithm run 999999');
     expect((await json(await server.request('/v1/icps/1/matches?from=2022-01-01&to=2022-01-02&run=999999'), 404)).message).toContain('run:');
+  });
+
+  it.each([
+    ['autumn', '2018-04-01', 25, '2018-03-31T11:00:00Z'],
+    ['spring', '2018-09-30', 23, '2018-09-29T12:00:00Z'],
+  ])('does bucket the %s DST day %s into its %i real hours, each labelled with its offset', async (_season, day, hours, midnight) => {
+    const slots = hoursOfDay(day, 'Pacific/Auckland');
+    const id = await newRun(day, nextDay(day), `hours-${day}`);
+    // Every half hour of the day, both roles, written with its offset (the repeated times need it).
+    const rows: [string, string, string, string, string][] = [];
+    slots.forEach((slot, i) => {
+      for (const minute of ['00', '30']) {
+        const time = `${String(slot.hour).padStart(2, '0')}:${minute}:00${slot.offset}`;
+        rows.push(['hb-1', `${i + 1}.${minute === '00' ? '1' : '2'}000`, day, time, 'buyer'], ['hb-1', '0.5000', day, time, 'seller']);
+      }
+    });
+    expect(await json(await post(`/v1/algorithm-runs/${id}/results`, seedResults(rows), 'text/csv', auth.service))).toMatchObject({ stored: rows.length, rejected: 0 });
+    await publish(id);
+    const buckets = await json<any[]>(await server.request(`/v1/icps/hb-1/matches?from=${day}&to=${nextDay(day)}&bucket=hour&role=buyer`));
+    expect(buckets).toHaveLength(hours);
+    // Consecutive UTC hours from local midnight, two intervals each, none before its bucket's start.
+    expect(buckets.map((b) => b.start)).toEqual(slots.map((_, i) => new Date(Date.parse(midnight) + i * 3_600_000).toISOString().replace('.000Z', 'Z')));
+    expect(buckets.every((b) => b.intervals === 2)).toBe(true);
+    expect(buckets.map((b) => b.matched_amount)).toEqual(slots.map((_, i) => `${2 * (i + 1)}.3000`));
+    expect(buckets.map((b) => [b.local.slice(11), b.offset])).toEqual(slots.map((s) => [`${String(s.hour).padStart(2, '0')}:00`, s.offset]));
+    const intervals = await json<any[]>(await server.request(`/v1/icps/hb-1/matches?from=${day}&to=${nextDay(day)}&bucket=interval&role=buyer`));
+    expect(intervals).toHaveLength(2 * hours);
+    intervals.forEach((iv, i) => {
+      const bucket = buckets[Math.floor(i / 2)]!;
+      expect(Date.parse(iv.start) - Date.parse(bucket.start), `${iv.start} in ${bucket.start}`).toBe((i % 2) * 1_800_000);
+    });
+    const sellers = await json<any[]>(await server.request(`/v1/icps/hb-1/matches?from=${day}&to=${nextDay(day)}&bucket=hour`));
+    expect(sellers.filter((b) => b.role === 'seller').map((b) => b.matched_amount)).toEqual(slots.map(() => '1.0000'));
+    // The day bucket is the whole day, whatever its length.
+    const whole = await json<any[]>(await server.request(`/v1/icps/hb-1/matches?from=${day}&to=${nextDay(day)}&role=seller`));
+    expect(whole.map((b) => [b.local, b.intervals, b.offset])).toEqual([[day, 2 * hours, slots[0]!.offset]]);
+  });
+
+  it('does refuse results off the half-hour grid, naming read_time', async () => {
+    const id = await newRun('2019-05-01', '2019-05-02', 'grid');
+    const result = await json(await post(`/v1/algorithm-runs/${id}/results`, seedResults([['g1', '1', '2019-05-01', '10:00:00', 'buyer'], ['g1', '1', '2019-05-01', '10:45:00', 'buyer']]), 'text/csv', auth.service));
+    expect(result).toMatchObject({ stored: 1, rejected: 1 });
+    expect(result.errors[0]).toEqual({ line: 3, message: 'read_time: 2019-05-01 10:45:00 is not on the 30-minute grid of meter intervals (they start at :00 or :30 local time in Pacific/Auckland, without seconds)' });
   });
 
   it('rejects a read_time that the NZ DST change repeats unless it carries its offset', async () => {

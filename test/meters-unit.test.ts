@@ -7,6 +7,7 @@ import { readUpload } from '../server/meters/upload';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const d = (s: string) => new Date(s);
+const nz = 'Pacific/Auckland';
 
 describe('meter time', () => {
   it('reads timestamps with their own offset, in both the provider and ISO-8601 forms', () => {
@@ -88,12 +89,30 @@ describe('upload rows', () => {
 
   it('checks each reading field and names the one that is wrong', () => {
     const ok = { read_timestamp: '2018-06-14 00:30:00+12', interval_read: '1.343', energy_flow_direction: 'X', icp_id: '33' };
-    expect(checkReading(ok)).toMatchObject({ icp_id: '33', kwh: '1.343', direction: 'X', ms: Date.parse('2018-06-13T12:30:00Z') });
-    expect(checkReading({ ...ok, interval_read: '1e3' })).toMatch(/^interval_read:/);
-    expect(checkReading({ ...ok, interval_read: 1.5 })).toMatchObject({ kwh: '1.5' });
-    expect(checkReading({ ...ok, icp_id: 'a b' })).toMatch(/^icp_id:/);
-    expect(checkReading({ ...ok, energy_flow_direction: 'x' })).toMatch(/^energy_flow_direction:/);
-    expect(checkReading({ ...ok, read_timestamp: undefined })).toBe('read_timestamp: is required');
+    expect(checkReading(ok, nz)).toMatchObject({ icp_id: '33', kwh: '1.343', direction: 'X', ms: Date.parse('2018-06-13T12:30:00Z') });
+    expect(checkReading({ ...ok, interval_read: '1e3' }, nz)).toMatch(/^interval_read:/);
+    expect(checkReading({ ...ok, interval_read: 1.5 }, nz)).toMatchObject({ kwh: '1.5' });
+    expect(checkReading({ ...ok, icp_id: 'a b' }, nz)).toMatch(/^icp_id:/);
+    expect(checkReading({ ...ok, energy_flow_direction: 'x' }, nz)).toMatch(/^energy_flow_direction:/);
+    expect(checkReading({ ...ok, read_timestamp: undefined }, nz)).toBe('read_timestamp: is required');
+  });
+
+  it('refuses a reading or a result off the half-hour grid of local time, naming the field and what was sent', () => {
+    const ok = { read_timestamp: '2018-06-14 00:30:00+12', interval_read: '1.343', energy_flow_direction: 'X', icp_id: '33' };
+    const grid = 'is not on the 30-minute grid of meter intervals (they start at :00 or :30 local time in Pacific/Auckland, without seconds)';
+    expect(checkReading({ ...ok, read_timestamp: '2018-06-14 00:15:00+12' }, nz)).toBe(`read_timestamp: "2018-06-14 00:15:00+12" ${grid}`);
+    expect(checkReading({ ...ok, read_timestamp: '2018-06-14 00:30:01+12' }, nz)).toBe(`read_timestamp: "2018-06-14 00:30:01+12" ${grid}`);
+    expect(checkReading({ ...ok, read_timestamp: '2018-06-14 00:30:00.5+12' }, nz)).toMatch(/^read_timestamp: .* is not on the 30-minute grid/);
+    // The same instant written with another offset is still on the grid: the grid is local time.
+    expect(checkReading({ ...ok, read_timestamp: '2018-06-13T12:30:00Z' }, nz)).toMatchObject({ ms: Date.parse('2018-06-13T12:30:00Z') });
+    expect(checkReading({ ...ok, read_timestamp: '2018-06-13 12:45:00+00:15' }, nz)).toMatchObject({ ms: Date.parse('2018-06-13T12:30:00Z') });
+    // A zone a quarter hour off UTC has its half hours at :15 and :45 UTC.
+    expect(checkReading(ok, 'Pacific/Chatham')).toMatch(/^read_timestamp: .* local time in Pacific\/Chatham/);
+    expect(checkReading({ ...ok, read_timestamp: '2018-06-14 00:30:00+12:45' }, 'Pacific/Chatham')).toMatchObject({ icp_id: '33' });
+    const run = { input_from: new Date('2018-06-01T00:00:00Z'), input_to: new Date('2018-07-01T00:00:00Z') };
+    const result = { icp_id: '101', matched_amount: '0.0040', read_date: '2018-06-13', buyer_seller: 'buyer' };
+    expect(checkResult({ ...result, read_time: '00:30:00' }, run, nz)).toMatchObject({ ms: Date.parse('2018-06-12T12:30:00Z') });
+    expect(checkResult({ ...result, read_time: '00:15:00' }, run, nz)).toBe(`read_time: 2018-06-13 00:15:00 ${grid}`);
   });
 });
 

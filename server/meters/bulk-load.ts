@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import postgres from 'postgres';
 import type { Db } from '../db';
 import { checkReading, refreshReadingsDaily, readingColumns, upsertReadings, type ReadingRow, type UpsertCounts } from './readings-store';
+import { defaultMeterTz } from './meter-time';
 import { readUpload } from './upload';
 
 export interface LoadProgress { bytes: number; totalBytes: number; rows: number; rejected: number }
@@ -15,18 +16,20 @@ interface Options {
   onProgress?: (p: LoadProgress) => void;
   /** Skip the aggregate refresh (the benchmark times it separately). */
   refresh?: boolean;
+  /** METER_TZ: readings must start its half hours (default Pacific/Auckland). */
+  tz?: string;
 }
 
 const maxErrors = 1000;
 
-async function* parseFile(file: string, batchRows: number, result: LoadResult, progress: LoadProgress, onProgress?: (p: LoadProgress) => void, span?: { lo: number; hi: number }): AsyncGenerator<ReadingRow[]> {
+async function* parseFile(file: string, tz: string, batchRows: number, result: LoadResult, progress: LoadProgress, onProgress?: (p: LoadProgress) => void, span?: { lo: number; hi: number }): AsyncGenerator<ReadingRow[]> {
   const input = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   input.on('data', (chunk) => { progress.bytes += chunk.length; });
   let pending: ReadingRow[] = [];
   for await (const records of readUpload(input, 'csv', readingColumns)) {
     for (const record of records) {
       result.received++;
-      const row = record.error ?? checkReading(record.values!);
+      const row = record.error ?? checkReading(record.values!, tz);
       if (typeof row === 'string') {
         result.rejected++;
         if (result.errors.length < maxErrors) result.errors.push({ line: record.line, message: row });
@@ -61,7 +64,7 @@ export async function loadReadingsBatched(db: Db, file: string, options: Options
   const span = { lo: Infinity, hi: -Infinity };
   const now = new Date();
   const state = { tryPlainInsert: true };
-  for await (const batch of parseFile(file, options.batchRows ?? 20_000, result, progress, options.onProgress, span)) {
+  for await (const batch of parseFile(file, options.tz ?? defaultMeterTz, options.batchRows ?? 20_000, result, progress, options.onProgress, span)) {
     const counts = await upsertReadings(db, batch, now, state);
     result.stored += counts.stored;
     result.replaced += counts.replaced;
@@ -87,7 +90,7 @@ export async function loadReadingsCopy(url: string, db: Db | null, file: string,
   try {
     await client`CREATE TEMP TABLE meter_readings_stage (seq bigint, icp_id text, read_at timestamptz, direction text, kwh numeric) ON COMMIT PRESERVE ROWS`;
     let seq = 0;
-    for await (const batch of parseFile(file, options.batchRows ?? 500_000, result, progress, options.onProgress, span)) {
+    for await (const batch of parseFile(file, options.tz ?? defaultMeterTz, options.batchRows ?? 500_000, result, progress, options.onProgress, span)) {
       const writable = await client`COPY meter_readings_stage (seq, icp_id, read_at, direction, kwh) FROM STDIN`.writable();
       let text = '';
       for (const r of batch) {

@@ -12,7 +12,7 @@ export type Bucket = (typeof buckets)[number];
 export const keys = ['icp', 'role', 'run'] as const;
 export type Key = (typeof keys)[number];
 
-const bucketWidth: Record<Exclude<Bucket, 'interval'>, SqlQuery> = { hour: sql`INTERVAL '1 hour'`, day: sql`INTERVAL '1 day'`, month: sql`INTERVAL '1 month'` };
+const bucketWidth: Record<'day' | 'month', SqlQuery> = { day: sql`INTERVAL '1 day'`, month: sql`INTERVAL '1 month'` };
 const localFormat: Record<Bucket, string> = { interval: 'YYYY-MM-DD"T"HH24:MI', hour: 'YYYY-MM-DD"T"HH24:MI', day: 'YYYY-MM-DD', month: 'YYYY-MM' };
 
 /** The rows of one run in the period, or of the current runs (one segment per winning run). */
@@ -21,11 +21,31 @@ async function scopeOf(db: Queryable, q: { from: Date; to: Date; run?: number; p
   return currentSegments(db, { from: q.from, to: q.to, pin: q.pin });
 }
 
+/**
+ * The start of a bucket holding `time`. Hours are real hours: the local wall time cut to its hour,
+ * kept as an instant, so the two 02:00 hours of the autumn change are two buckets (25 that day,
+ * 23 in spring). time_bucket with a zone buckets wall-clock hours: it would merge them into one
+ * bucket starting after half of its intervals.
+ */
+function bucketStart(bucket: Bucket, time: SqlQuery, tz: string): SqlQuery {
+  if (bucket === 'interval') return time;
+  if (bucket === 'hour') return sql`${time} - ((${time} AT TIME ZONE ${tz}::text) - date_trunc('hour', ${time} AT TIME ZONE ${tz}::text))`;
+  return sql`time_bucket(${bucketWidth[bucket]}, ${time}, ${tz}::text)`;
+}
+
+/** The UTC offset of `tz` at an instant, "+13:00" (told apart where the wall clock repeats). */
+function utcOffset(time: SqlQuery, tz: string): SqlQuery {
+  const seconds = sql`extract(epoch FROM (${time} AT TIME ZONE ${tz}::text) - (${time} AT TIME ZONE 'UTC'))::int`;
+  return sql`(CASE WHEN ${seconds} < 0 THEN '-' ELSE '+' END) || lpad((abs(${seconds}) / 3600)::text, 2, '0') || ':' || lpad((abs(${seconds}) % 3600 / 60)::text, 2, '0')`;
+}
+
 export interface MatchBucketRow {
   icp_id: string;
   role: MatchRole;
   start: string;
   local: string;
+  /** UTC offset at the bucket start, e.g. "+13:00". */
+  offset: string;
   matched_amount: string;
   intervals: number;
   run_ids: number[];
@@ -34,11 +54,12 @@ export interface MatchBucketRow {
 export async function matchesForIcp(db: Queryable, q: { icp_id: string; from: Date; to: Date; role?: MatchRole; run?: number; bucket: Bucket; tz: string }): Promise<MatchBucketRow[]> {
   const segments = await scopeOf(db, q);
   if (!segments.length) return [];
-  const bucketExpr = q.bucket === 'interval' ? sql`interval_start` : sql`time_bucket(${bucketWidth[q.bucket]}, interval_start, ${q.tz}::text)`;
+  const bucketExpr = bucketStart(q.bucket, sql`interval_start`, q.tz);
   const conditions = [sql`icp_id = ${q.icp_id}`, sql`interval_start >= ${q.from}::timestamptz`, sql`interval_start < ${q.to}::timestamptz`, segmentScope(segments, sql`interval_start`)];
   if (q.role) conditions.push(sql`role = ${q.role}`);
   return db.query<MatchBucketRow>(sql`
     SELECT icp_id, role, to_char(bucket, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS start, to_char(bucket AT TIME ZONE ${q.tz}::text, ${localFormat[q.bucket]}::text) AS local,
+           ${utcOffset(sql`bucket`, q.tz)} AS offset,
            matched_amount::text AS matched_amount, intervals, run_ids
     FROM (
       SELECT icp_id, role, ${bucketExpr} AS bucket, sum(matched_amount) AS matched_amount, count(*)::int AS intervals, array_agg(DISTINCT run_id::int) AS run_ids

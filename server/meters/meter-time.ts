@@ -1,6 +1,6 @@
 // Meter time: readings carry their own UTC offset; the algorithm's output (read_date + read_time)
 // is local wall time in METER_TZ; API periods are [from, to) instants or local dates.
-import { hoursOfDay, pad, parseDay } from '../time/market-time';
+import { hoursOfDay, pad, parseDay, toLocal } from '../time/market-time';
 
 export const defaultMeterTz = 'Pacific/Auckland';
 /** The zone the daily continuous aggregates were created with (sql/0042). */
@@ -67,6 +67,32 @@ export function wallTimeToInstant(day: string, time: string, tz: string): { ms: 
   if (wallCache.size > 200_000) wallCache.clear();
   wallCache.set(key, result);
   return typeof result === 'number' ? { ms: result } : { error: result };
+}
+
+/** Readings and the algorithm's intervals are half-hourly: each starts on a whole half hour of local time. */
+export const intervalMinutes = 30;
+
+const gridCache = new Map<string, boolean>();
+
+/**
+ * Whether an instant starts a meter interval: a whole half hour (no seconds) of local time in
+ * `tz`. Files repeat each timestamp for every ICP, so the answers are remembered.
+ */
+export function onGrid(ms: number, tz: string): boolean {
+  if (ms % 60_000 !== 0) return false;
+  const key = `${tz}|${ms}`;
+  let on = gridCache.get(key);
+  if (on === undefined) {
+    on = toLocal(new Date(ms), tz).minute % intervalMinutes === 0;
+    if (gridCache.size > 100_000) gridCache.clear();
+    gridCache.set(key, on);
+  }
+  return on;
+}
+
+/** The reason for an instant off the interval grid, naming what was sent. */
+export function offGridReason(sent: string, tz: string): string {
+  return `${sent} is not on the ${intervalMinutes}-minute grid of meter intervals (they start at :00 or :30 local time in ${tz}, without seconds)`;
 }
 
 /** An API period bound: an ISO-8601 instant with offset, or a date meaning local midnight in tz. */

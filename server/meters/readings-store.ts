@@ -3,7 +3,7 @@
 import type { Db, Queryable } from '../db';
 import { sql } from '../db';
 import { numberToDecimal } from '../trades/decimal';
-import { parseStamp } from './meter-time';
+import { offGridReason, onGrid, parseStamp } from './meter-time';
 
 export const readingColumns = ['read_timestamp', 'interval_read', 'energy_flow_direction', 'icp_id'] as const;
 export const directions = ['X', 'I'] as const;
@@ -56,14 +56,15 @@ function cachedStamp(text: string): ReturnType<typeof parseStamp> {
   return parsed;
 }
 
-/** One uploaded reading -> a row, or the reason it is refused (naming the field). */
-export function checkReading(values: Record<string, unknown>): ReadingRow | string {
+/** One uploaded reading -> a row, or the reason it is refused (naming the field). `tz`: METER_TZ, whose half hours are the grid. */
+export function checkReading(values: Record<string, unknown>, tz: string): ReadingRow | string {
   const icp = checkIcp(values.icp_id);
   if (icp === undefined) return values.icp_id === undefined || values.icp_id === '' ? 'icp_id: is required' : `icp_id: ${JSON.stringify(values.icp_id)} must be 1-64 letters, digits, _ or -`;
   const rawStamp = values.read_timestamp;
   if (typeof rawStamp !== 'string' || !rawStamp) return 'read_timestamp: is required';
   const stamp = cachedStamp(rawStamp);
   if ('error' in stamp) return `read_timestamp: ${stamp.error}`;
+  if (!onGrid(stamp.ms, tz)) return `read_timestamp: ${offGridReason(JSON.stringify(rawStamp), tz)}`;
   const kwh = checkDecimal(values.interval_read);
   if (kwh === undefined) return values.interval_read === undefined || values.interval_read === '' ? 'interval_read: is required' : `interval_read: ${JSON.stringify(values.interval_read)} must be a non-negative decimal such as 1.343`;
   const direction = values.energy_flow_direction;

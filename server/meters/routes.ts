@@ -92,7 +92,7 @@ export function icpsRoutes(deps: AppDeps): Hono<AppEnv> {
     to: PeriodBound,
     role: z.enum(roles, { error: (i) => `must be buyer or seller (got ${JSON.stringify(i.input)})` }).optional().meta({ description: 'both roles when absent' }),
     run: positiveInt('a run id: that run\'s output, published or not; default the current output (latest published run per interval)').optional(),
-    bucket: z.enum(buckets, { error: (i) => `must be one of ${buckets.join(', ')} (got ${JSON.stringify(i.input)})` }).default('day').meta({ description: 'interval (each half hour), hour, day or month, in METER_TZ' }),
+    bucket: z.enum(buckets, { error: (i) => `must be one of ${buckets.join(', ')} (got ${JSON.stringify(i.input)})` }).default('day').meta({ description: 'interval (each half hour), hour, day or month, in METER_TZ; hours are real hours (25 on the autumn DST day, 23 in spring)' }),
   });
   openapi.add({
     method: 'get', path: '/v1/icps/{icp_id}/matches', tag: 'meters', summary: 'Aggregated algorithm output of one ICP in [from, to) by role and bucket',
@@ -139,6 +139,7 @@ const MatchBucket = z.object({
   role: z.enum(roles),
   start: z.string().meta({ description: 'bucket start, ISO-8601 UTC' }),
   local: z.string().meta({ description: 'bucket start in METER_TZ: YYYY-MM-DDTHH:MM (interval, hour), YYYY-MM-DD (day), YYYY-MM (month)' }),
+  offset: z.string().meta({ description: 'UTC offset of METER_TZ at the bucket start, e.g. "+13:00": tells apart the two hours with the same local time on the autumn DST day', example: '+12:00' }),
   matched_amount: z.string().meta({ description: 'exact decimal sum' }),
   intervals: z.number().int(),
   run_ids: z.array(z.number().int()).meta({ description: 'the runs the rows come from' }),
@@ -200,10 +201,11 @@ export function matchesRoutes(deps: AppDeps): Hono<AppEnv> {
 
 export function meterReadingsRoutes(deps: AppDeps): Hono<AppEnv> {
   const { db, openapi, clock, log } = deps;
+  const tz = meterTz(deps);
   const app = new Hono<AppEnv>();
   openapi.add({
     method: 'post', path: '/v1/meter-readings', tag: 'meters', summary: 'Upload interval readings (CSV or NDJSON, streamed)',
-    description: 'CSV with the header `read_timestamp,interval_read,energy_flow_direction,icp_id` (any column order), or NDJSON objects with those fields. read_timestamp must carry its UTC offset. A reading sent again for the same (icp_id, read_timestamp, direction) replaces the stored value. Valid rows are stored in batches as the body streams in; each bad line is reported with its number and reason. No body size limit.',
+    description: 'CSV with the header `read_timestamp,interval_read,energy_flow_direction,icp_id` (any column order), or NDJSON objects with those fields. read_timestamp must carry its UTC offset and start a half-hour interval (:00 or :30 local time in METER_TZ, no seconds). A reading sent again for the same (icp_id, read_timestamp, direction) replaces the stored value. Valid rows are stored in batches as the body streams in; each bad line is reported with its number and reason. No body size limit.',
     body: { contentTypes: ['text/csv', 'application/x-ndjson'], description: 'read_timestamp,interval_read,energy_flow_direction,icp_id\\n2018-06-14 00:30:00+12,1.343,X,33' },
     responses: { 200: { description: 'Counts, and the rejected lines', schema: UploadResult }, 400: { description: 'Wrong content type or CSV header', schema: ErrorResponse }, 403: { description: 'Only service and admin may upload', schema: ErrorResponse } },
   });
@@ -214,7 +216,7 @@ export function meterReadingsRoutes(deps: AppDeps): Hono<AppEnv> {
     let lo = Infinity;
     let hi = -Infinity;
     const result = await ingestUpload(c, { required: readingColumns }, (values) => {
-      const row = checkReading(values);
+      const row = checkReading(values, tz);
       if (typeof row !== 'string') { if (row.ms < lo) lo = row.ms; if (row.ms > hi) hi = row.ms; }
       return row;
     }, (rows) => upsertReadings(db, rows, now, state));

@@ -4,7 +4,7 @@ import type { Db, Queryable } from '../db';
 import { sql } from '../db';
 import type { SqlQuery } from '../db/sql';
 import { checkDecimal, checkIcp, refreshAggregate, type UpsertCounts } from './readings-store';
-import { wallTimeToInstant } from './meter-time';
+import { offGridReason, onGrid, wallTimeToInstant } from './meter-time';
 
 export const roles = ['buyer', 'seller'] as const;
 export type MatchRole = (typeof roles)[number];
@@ -85,6 +85,7 @@ export function checkResult(values: Record<string, unknown>, run: Pick<Run, 'inp
   if (typeof values.read_time !== 'string' || !values.read_time) return 'read_time: is required';
   const at = wallTimeToInstant(values.read_date, values.read_time, tz);
   if ('error' in at) return at.error;
+  if (!onGrid(at.ms, tz)) return `read_time: ${offGridReason(`${values.read_date} ${values.read_time}`, tz)}`;
   if (at.ms < run.input_from.getTime() || at.ms >= run.input_to.getTime()) {
     return `read_date/read_time: ${values.read_date} ${values.read_time} (${new Date(at.ms).toISOString()}) is outside the run's input period [${run.input_from.toISOString()}, ${run.input_to.toISOString()})`;
   }
