@@ -195,6 +195,51 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     await waitForRow(page, 'total', expected(deals, 'total'));
   });
 
+  it('does show a quarter hour under its hour in the table and its period on the tape', async () => {
+    const other = '2023-02-09';
+    for (const t of [
+      trade({ id: 'e2e-q1', trader_id: traderId, delivery_day: other, delivery_hour: 8, delivery_period: '08:15-08:30', direction: 'sell', quantity: 8, price: 5000 }),
+      trade({ id: 'e2e-q2', trader_id: traderId, delivery_day: other, delivery_hour: 8, direction: 'buy', quantity: 1, price: 4000 }),
+    ]) expect((await server.request('/v1/trades', { method: 'POST', json: t })).status).toBe(200);
+    await page.fill('input[name=delivery_day]', other);
+    await page.click('button:has-text("Show report")');
+    const product = page.locator('[data-testid="report"] tr[data-product="08:15-08:30"]');
+    await product.waitFor();
+    expect(await product.getAttribute('data-in-hour')).toBe('08-09');
+    // 8 MW x 0.25 h x 50.00 = 100 EUR; the hour: 100 - 40 = 60
+    expect(await product.locator('[data-col="pnl_eur"]').innerText()).toBe('+ 100');
+    expect(await product.locator('[data-col="sell_mw"]').innerText()).toBe('8');
+    await waitForRow(page, '08-09', { trades: 2, buy_mw: 1, sell_mw: 8, pnl_eur: 60 });
+    // Right under its hour: the hour's plain product and the quarter hour, then the next hour.
+    const order = await page.locator('[data-testid="report"] tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.hour ?? `  ${(r as unknown as { dataset: Record<string, string> }).dataset.product}`));
+    expect(order.slice(order.indexOf('08-09'), order.indexOf('08-09') + 4)).toEqual(['08-09', '  08-09', '  08:15-08:30', '09-10']);
+    expect(await page.locator('[data-testid="tape"] [data-deal="e2e-q1"] [data-col="period"]').innerText()).toBe('08:15-08:30');
+    expect(await page.locator('[data-testid="tape"] [data-deal="e2e-q2"] [data-col="period"]').innerText()).toBe('08-09');
+  });
+
+  it('does show the second autumn 02:00 hour apart on the tape and in the table when its deals arrive on the feed', async () => {
+    const autumn = '2024-10-27';
+    await page.fill('input[name=delivery_day]', autumn);
+    await page.click('button:has-text("Show report")');
+    await page.waitForSelector('[data-testid="report"] tr[data-hour="03-04"]');
+    await page.waitForSelector('[data-testid="live-badge"]:has-text("Live")');
+    const b = exchange.sendDeal({ id: 'e2e-b', price: 30, quantity: 2, direction: 'buy', delivery_day: autumn, delivery_hour: '02-03B', trader_id: traderId });
+    const bq = exchange.sendDeal({ id: 'e2e-bq', price: 40, quantity: 4, direction: 'sell', delivery_day: autumn, delivery_hour: '02:15-02:30B', trader_id: traderId });
+    await page.waitForSelector(`[data-testid="tape"] [data-deal="${bq.id}"]`);
+    expect(await page.locator(`[data-testid="tape"] [data-deal="${b.id}"] [data-col="period"]`).innerText()).toBe('02-03B');
+    expect(await page.locator(`[data-testid="tape"] [data-deal="${bq.id}"] [data-col="period"]`).innerText()).toBe('02:15-02:30B');
+    const product = page.locator('[data-testid="report"] tr[data-product="02:15-02:30B"]');
+    await product.waitFor();
+    expect(await product.getAttribute('data-in-hour')).toBe('02-03 (+01:00)');
+    // buy 2 x 30 = -60; sell 4 x 0.25 x 40 = +40
+    await waitForRow(page, '02-03 (+01:00)', { trades: 2, buy_mw: 2, sell_mw: 4, pnl_eur: -20 });
+    await waitForRow(page, '02-03 (+02:00)', { trades: 0, buy_mw: 0, sell_mw: 0, pnl_eur: 0 });
+    await page.screenshot({ path: path.join(outputDir, 'dashboard-autumn-products.png'), fullPage: true });
+    await page.fill('input[name=delivery_day]', day);
+    await page.click('button:has-text("Show report")');
+    await waitForRow(page, 'total', expected(deals, 'total'));
+  });
+
   it('does show a message, not a blank page, when the trader asks for another trader (403)', async () => {
     await page.fill('input[name=trader_id]', 'someone_else');
     await page.click('button:has-text("Show report")');

@@ -261,7 +261,7 @@ describe('validation', () => {
     const result = await first(done);
     expect(result.outcome).toBe('refused');
     if (result.outcome !== 'refused') throw new Error('unexpected');
-    expect(result.message).toBe('line 1 (header): missing column trader_id; unknown column "trader"; expected id,price,quantity,direction,delivery_day,delivery_hour,trader_id,execution_time');
+    expect(result.message).toBe('line 1 (header): missing column trader_id; unknown column "trader"; expected id,price,quantity,direction,delivery_day,delivery_hour,trader_id,execution_time (and optionally delivery_period)');
     expect(result.import.status).toBe('failed');
     expect((await readdir(path.join(dir, 'rejected'))).sort()).toEqual(['epex_trades_20230117.csv', 'epex_trades_20230117.csv.error.txt']);
   });
@@ -436,6 +436,38 @@ describe('reconciliation', () => {
     const byImport = await (await server.request(`/v1/imports/${result.import.id}/reconciliation`)).json();
     expect(byImport).toMatchObject(expected);
     expect(printed.join('\n')).toContain('rc-price: price file 5100 vs feed 5000');
+  });
+
+  it('does count a file that writes a feed quarter hour as its plain hour as a conflict and list it as different by delivery_period', async () => {
+    const day = '2023-03-03';
+    const quarter = { trader_id: 'recon_q', delivery_day: '2023-03-04', delivery_hour: 8, delivery_period: '08:15-08:30' };
+    await ingestTrades(server.deps.db, [
+      feedRow({ ...quarter, id: 'rq-same', execution_time: '2023-03-03T09:00:00Z' }),
+      feedRow({ ...quarter, id: 'rq-hour', execution_time: '2023-03-03T09:30:00Z' }),
+      feedRow({ ...quarter, id: 'rq-b', delivery_day: '2023-10-29', delivery_hour: 2, delivery_period: '02-03B', execution_time: '2023-03-03T10:00:00Z' }),
+    ], 'feed', tz, new Date());
+    const dir = await tempDir();
+    const imp = importer(dir);
+    await imp.start();
+    const done = nextFiles(imp);
+    await writeFile(path.join(dir, 'epex_trades_20230303.csv'), [
+      `${header},delivery_period`,
+      'rq-same,2050,12.3,buy,2023-03-04,8,recon_q,2023-03-03T09:00:00Z,08:15-08:30',
+      'rq-hour,2050,12.3,buy,2023-03-04,8,recon_q,2023-03-03T09:30:00Z,',
+      'rq-b,2050,12.3,buy,2023-10-29,2,recon_q,2023-03-03T10:00:00Z,',
+    ].join('\n') + '\n');
+    const result = await first(done);
+    if (result.outcome !== 'imported') throw new Error(`unexpected ${result.outcome}`);
+    expect(result.import).toMatchObject({ stored: 0, duplicates: 1, conflicts: 2 });
+    expect(result.reconciliation).toMatchObject({
+      file_trades: 3, feed_trades: 3, matched: 1, only_in_file: 0, only_in_feed: 0, different: 2,
+      items: {
+        different: [
+          { trade_id: 'rq-b', fields: [{ field: 'delivery_period', file: null, feed: '02-03B' }] },
+          { trade_id: 'rq-hour', fields: [{ field: 'delivery_period', file: null, feed: '08:15-08:30' }] },
+        ],
+      },
+    });
   });
 
   it('describes the import and reconciliation endpoints in the OpenAPI document', async () => {

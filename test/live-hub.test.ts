@@ -140,6 +140,18 @@ describe('live pushes', () => {
     expect(update).toMatchObject({ trader_id: 'live_t', delivery_day: '2023-05-11', hour: { delivery_start: '2023-05-11T12:00:00.000Z', buy_mw: 3, sell_mw: 1, pnl_eur: -74.5, net_mw: 2 }, total: { trades: 2, pnl_eur: -74.5 } });
   });
 
+  it('does push a quarter-hour deal with its delivery_period and the hour row with its products', async () => {
+    const c = client(a);
+    await connected(c);
+    expect((await subscribe(c, { trader_id: 'live_q', delivery_day: '2023-10-29' })).ok).toBe(true);
+    const deal = next(c, 'deal', (t) => t.id === 'q-push');
+    const pnl = next(c, 'pnl', (u) => u.hour.delivery_start === '2023-10-29T01:00:00.000Z');
+    await postTrade(a, { id: 'q-push', trader_id: 'live_q', delivery_day: '2023-10-29', delivery_hour: 2, delivery_period: '02:30-02:45B', direction: 'sell', price: 4000, quantity: 2 });
+    expect(await deal).toEqual(trade({ id: 'q-push', trader_id: 'live_q', delivery_day: '2023-10-29', delivery_hour: 2, delivery_period: '02:30-02:45B', direction: 'sell', price: 4000, quantity: 2 }));
+    // 2 MW x 0.25 h x 40.00 = 20 EUR, in the second 02:00 hour
+    expect((await pnl).hour).toMatchObject({ label: '02-03 (+01:00)', trades: 1, pnl_eur: 20, products: [{ period: '02:30-02:45B', trades: 1, sell_mw: 2, pnl_eur: 20 }] });
+  });
+
   it('does not push deals of a trader and day the client did not subscribe to', async () => {
     const c = client(a);
     await connected(c);

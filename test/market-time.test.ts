@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dayBounds, deliveryHour, hoursOfDay, localDay, parsePeriod } from '../server/time/market-time';
+import { dayBounds, deliveryHour, formatPeriod, hoursOfDay, isPlainHour, localDay, parsePeriod, productOf } from '../server/time/market-time';
 
 const tz = 'Europe/Berlin';
 const iso = (d: Date) => d.toISOString();
@@ -64,5 +64,42 @@ describe('local market time in Europe/Berlin', () => {
   it('finds the local day of an instant around midnight', () => {
     expect(localDay(new Date('2023-02-05T23:30:00Z'), tz)).toBe('2023-02-06');
     expect(localDay(new Date('2023-02-05T22:30:00Z'), tz)).toBe('2023-02-05');
+  });
+
+  it('writes every product back in the exchange notation parsePeriod reads, on ordinary and DST days', () => {
+    for (const day of ['2023-02-06', '2023-03-26', '2023-10-29', '2024-10-27']) {
+      for (const slot of hoursOfDay(day, tz)) {
+        for (let startMinute = 0; startMinute < 60; startMinute += 15) {
+          for (let minutes = 15; minutes <= 60; minutes += 15) {
+            const start = new Date(slot.start.getTime() + startMinute * 60_000);
+            const end = new Date(start.getTime() + minutes * 60_000);
+            if (slot.hour === 23 && startMinute + minutes > 60) continue; // would end after midnight
+            const product = productOf(day, start, end, tz);
+            expect([product.slot.index, product.startMinute, product.minutes]).toEqual([slot.index, startMinute, minutes]);
+            const text = formatPeriod(product);
+            expect(parsePeriod(day, text, tz), `${day} ${text}`).toEqual({ start, end });
+          }
+        }
+      }
+    }
+  });
+
+  it('names the plain hour "HH-HH", quarter hours "HH:MM-HH:MM" and the second autumn 02:00 with B', () => {
+    const named = (day: string, period: string) => {
+      const { start, end } = parsePeriod(day, period, tz);
+      const product = productOf(day, start, end, tz);
+      return [formatPeriod(product), isPlainHour(product)];
+    };
+    expect(named('2023-02-06', '08-09')).toEqual(['08-09', true]);
+    expect(named('2023-02-06', '08:00-09:00')).toEqual(['08-09', true]);
+    expect(named('2023-02-06', '08:15-08:30')).toEqual(['08:15-08:30', false]);
+    expect(named('2023-02-06', '08:45-09:00')).toEqual(['08:45-09:00', false]);
+    expect(named('2023-02-06', '08:30-09:30')).toEqual(['08:30-09:30', false]);
+    expect(named('2023-02-06', '23:45-00:00')).toEqual(['23:45-00:00', false]);
+    expect(named('2023-10-29', '02-03A')).toEqual(['02-03', true]);
+    expect(named('2023-10-29', '02-03')).toEqual(['02-03', true]);
+    expect(named('2023-10-29', '02-03B')).toEqual(['02-03B', false]);
+    expect(named('2023-10-29', '02:15-02:30B')).toEqual(['02:15-02:30B', false]);
+    expect(named('2023-10-29', '02:15-02:30A')).toEqual(['02:15-02:30', false]);
   });
 });

@@ -109,6 +109,38 @@ describe('npm run report', () => {
     expect(stdout).not.toContain('\x1b['); // not a terminal: no colour
   });
 
+  it('does print the quarter hours under their hour and the two autumn 02:00 hours apart', async () => {
+    const day = '2023-10-29';
+    const res = await server.request('/v1/trades/batch', {
+      method: 'POST',
+      json: [
+        trade({ id: 'cq1', trader_id: 'cli_q', delivery_day: day, delivery_hour: 2, direction: 'sell', quantity: 10, price: 5000 }),
+        trade({ id: 'cq2', trader_id: 'cli_q', delivery_day: day, delivery_hour: 2, delivery_period: '02-03B', direction: 'buy', quantity: 1, price: 3000 }),
+        trade({ id: 'cq3', trader_id: 'cli_q', delivery_day: day, delivery_hour: 2, delivery_period: '02:15-02:30B', direction: 'sell', quantity: 4, price: 4000 }),
+        trade({ id: 'cq4', trader_id: 'cli_q', delivery_day: day, delivery_hour: 9, delivery_period: '09:45-10:00', direction: 'buy', quantity: 8, price: 1000 }),
+      ],
+    });
+    expect((await res.json() as { stored: number }).stored).toBe(4);
+    const { code, stdout } = await run(['--trader', 'cli_q', '--day', day]);
+    expect(code).toBe(0);
+    const rows = stdout.trimEnd().split('\n').filter((l) => l.includes(' | ')).slice(1).map((l) => l.split(' | ').map((c) => c.trimEnd()));
+    expect(rows).toHaveLength(25 + 2 + 1 + 1); // 25 hours, 2 products under the second 02:00, 1 under 09-10, the total
+    const at = (label: string) => rows.findIndex((r) => r[0]!.trim() === label);
+    // The first 02:00 has only its plain hour: no products listed.
+    expect(rows[at('02-03 (+02:00)')]!.map((c) => c.trim())).toEqual(['02-03 (+02:00)', '1', '0', '10', '+ 500']);
+    const second = at('02-03 (+01:00)');
+    // sell 4 MW x 0.25 h x 40 = 40; buy 1 x 30 = -30
+    expect(rows.slice(second, second + 3).map((r) => r.map((c) => c.trim()))).toEqual([
+      ['02-03 (+01:00)', '2', '1', '4', '+ 10'],
+      ['02-03B', '1', '1', '0', '- 30'],
+      ['02:15-02:30B', '1', '0', '4', '+ 40'],
+    ]);
+    expect(rows[second + 1]![0]).toMatch(/^ {2}02-03B/); // indented under its hour
+    const nine = at('09-10');
+    expect(rows[nine + 1]!.map((c) => c.trim())).toEqual(['09:45-10:00', '1', '8', '0', '- 20']);
+    expect(rows.at(-1)!.map((c) => c.trim())).toEqual(['Total', '4', '9', '14', '+ 490']);
+  });
+
   it('prints csv and json', async () => {
     const [csv, json] = await Promise.all([
       run(['--trader', 'cli_t', '--day', '2023-02-08', '--format', 'csv']),

@@ -87,6 +87,12 @@ describe('GET /v1/reports/pnl', () => {
       label: '13-14', delivery_start: '2023-02-07T12:00:00.000Z', delivery_end: '2023-02-07T13:00:00.000Z',
       trades: 3, buy_mw: 8, sell_mw: 9, pnl_eur: 58, net_mw: -1, vwap_buy: 40, vwap_sell: 46,
       ref_price: 45.5, mtm_pnl_eur: 12.5, vs_ref_eur: 12.5,
+      // The hour traded quarter hours: its products, in delivery order, add up to it.
+      products: [
+        { period: '13:00-13:15', delivery_start: '2023-02-07T12:00:00.000Z', delivery_end: '2023-02-07T12:15:00.000Z', trades: 1, buy_mw: 8, sell_mw: 0, pnl_eur: -80 },
+        { period: '13-14', delivery_start: '2023-02-07T12:00:00.000Z', delivery_end: '2023-02-07T13:00:00.000Z', trades: 1, buy_mw: 0, sell_mw: 1, pnl_eur: 50 },
+        { period: '13:15-13:30', delivery_start: '2023-02-07T12:15:00.000Z', delivery_end: '2023-02-07T12:30:00.000Z', trades: 1, buy_mw: 0, sell_mw: 8, pnl_eur: 88 },
+      ],
     });
     expect(body.hours[0]).toMatchObject({ trades: 0, buy_mw: 0, sell_mw: 0, pnl_eur: 0, net_mw: 0, vwap_buy: null, vwap_sell: null, ref_price: null, mtm_pnl_eur: null });
     // Total: -6.875 + 58 = 51.125 -> 51.13; mark-to-market unknown since 08-09 has no reference
@@ -117,6 +123,19 @@ describe('GET /v1/reports/pnl', () => {
     expect(body.hours[3]).toMatchObject({ label: '02-03 (+01:00)', delivery_start: '2023-10-29T01:00:00.000Z', trades: 1, buy_mw: 1, pnl_eur: -30 });
     expect(body.hours[4]).toMatchObject({ label: '03-04', trades: 0 });
     expect(body.total).toMatchObject({ trades: 2, buy_mw: 1, sell_mw: 2, pnl_eur: 70 });
+  });
+
+  it('does list the products of the second 02:00 hour under that hour, and none under an hour of plain hours', async () => {
+    await ingestTrades(server.deps.db, [
+      feedRow('pq1', 'rep_q', '2023-10-29', '02-03B', 'sell', '60', '1'),
+      feedRow('pq2', 'rep_q', '2023-10-29', '02:15-02:30B', 'buy', '40', '4'),
+      feedRow('pq3', 'rep_q', '2023-10-29', '02-03A', 'buy', '10', '1'),
+    ], 'feed', tz, new Date());
+    const body = await reportBody(report('trader_id=rep_q&delivery_day=2023-10-29'));
+    expect(body.hours[2]).toMatchObject({ label: '02-03 (+02:00)', trades: 1, pnl_eur: -10 });
+    expect(body.hours[2]!.products).toBeUndefined();
+    expect(body.hours[3]).toMatchObject({ label: '02-03 (+01:00)', trades: 2, buy_mw: 4, sell_mw: 1, pnl_eur: 20 });
+    expect(body.hours[3]!.products!.map((p) => [p.period, p.trades, p.pnl_eur])).toEqual([['02-03B', 1, 60], ['02:15-02:30B', 1, -40]]);
   });
 
   it('returns a report of zeros for an unknown trader', async () => {

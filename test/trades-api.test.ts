@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../server/auth/users';
+import { sql } from '../server/db';
 import { basic, jsonOf, startTestServer, trade, type TestServer } from './helpers/server';
 
 let server: TestServer;
@@ -144,6 +145,62 @@ describe('POST /v1/trades', () => {
     await post(trade({ id: 'tz-1', trader_id: 'tz', execution_time: '2023-02-06T07:13:45+01:00' }));
     const [stored] = await jsonOf(await server.request('/v1/trades?trader_id=tz'));
     expect(stored.execution_time).toBe('2023-02-06T06:13:45Z');
+  });
+});
+
+describe('delivery periods', () => {
+  it('does store a quarter hour given as delivery_period and show it so that posting it back is a duplicate', async () => {
+    const q = trade({ id: 'dp-q', trader_id: 'dp', delivery_hour: 8, delivery_period: '08:15-08:30' });
+    const res = await post(q);
+    expect(res.status).toBe(200);
+    expect(await jsonOf(res)).toEqual({ status: 'stored', trade: q });
+    const [listed] = await jsonOf(await server.request('/v1/trades?trader_id=dp'));
+    expect(listed).toEqual(q);
+    expect((await jsonOf(await post(listed))).status).toBe('duplicate');
+    // The plain hour 8 is another product: same id, other content.
+    const hour = await post(trade({ id: 'dp-q', trader_id: 'dp', delivery_hour: 8 }));
+    expect(hour.status).toBe(409);
+  });
+
+  it('does tell the two 02:00 hours of the autumn day apart with "02-03B"', async () => {
+    const first = trade({ id: 'dp-a', trader_id: 'dp_dst', delivery_day: '2023-10-29', delivery_hour: 2 });
+    const second = trade({ id: 'dp-b', trader_id: 'dp_dst', delivery_day: '2023-10-29', delivery_hour: 2, delivery_period: '02-03B' });
+    const quarter = trade({ id: 'dp-bq', trader_id: 'dp_dst', delivery_day: '2023-10-29', delivery_hour: 2, delivery_period: '02:45-03:00B' });
+    for (const t of [first, second, quarter]) expect((await post(t)).status).toBe(200);
+    expect(await jsonOf(await server.request('/v1/trades?trader_id=dp_dst'))).toEqual([first, second, quarter]);
+    const rows = await server.deps.db.query<{ id: string; delivery_start: Date }>(sql`SELECT id, delivery_start FROM trades WHERE trader_id = 'dp_dst' ORDER BY delivery_start`);
+    expect(rows.map((r) => [r.id, r.delivery_start.toISOString()])).toEqual([['dp-a', '2023-10-29T00:00:00.000Z'], ['dp-b', '2023-10-29T01:00:00.000Z'], ['dp-bq', '2023-10-29T01:45:00.000Z']]);
+  });
+
+  it('does treat "08-09" and "02-03A" as the plain hour, shown without a period', async () => {
+    const plain = trade({ id: 'dp-p', trader_id: 'dp_plain', delivery_period: '08-09' });
+    expect((await jsonOf(await post(plain))).trade).toEqual(trade({ id: 'dp-p', trader_id: 'dp_plain' }));
+    expect((await jsonOf(await post(trade({ id: 'dp-p', trader_id: 'dp_plain' })))).status).toBe('duplicate');
+    const a = await post(trade({ id: 'dp-pa', trader_id: 'dp_plain', delivery_day: '2023-10-29', delivery_hour: 2, delivery_period: '02-03A' }));
+    expect((await jsonOf(a)).trade).toEqual(trade({ id: 'dp-pa', trader_id: 'dp_plain', delivery_day: '2023-10-29', delivery_hour: 2 }));
+  });
+
+  it.each([
+    ['it does not start in delivery_hour', { delivery_hour: 9, delivery_period: '08:15-08:30' }, 'delivery_hour: 9 does not match delivery_period "08:15-08:30", which starts in hour 8'],
+    ['it is not in the exchange notation', { delivery_period: '8:15-8:30' }, 'delivery_period: period "8:15-8:30" is not HH-HH, HH:MM-HH:MM, or HH-HHA/B'],
+    ['it is not made of quarter hours', { delivery_period: '08:10-08:25' }, 'delivery_period: period "08:10-08:25" has an impossible time (hours 00-24, minutes in quarter hours)'],
+    ['it lasts more than an hour', { delivery_period: '08:00-09:15' }, 'delivery_period: period "08:00-09:15" must end after it starts and last at most one hour'],
+    ['it has a B on a day without a repeated hour', { delivery_period: '08-09B' }, 'delivery_period: period "08-09B": the B suffix is only for the hour that occurs twice on a 25-hour day, and 2023-02-06 has no repeated 08 hour'],
+    ['the clocks skip it', { delivery_day: '2023-03-26', delivery_hour: 2, delivery_period: '02:15-02:30' }, 'delivery_period: hour 02 does not exist on 2023-03-26 in Europe/Berlin (the clocks skip it: that day has 23 hours)'],
+    ['it is a number', { delivery_period: 815 }, 'delivery_period: must be a period string such as "08:15-08:30" or "02-03B"'],
+    ['it is null', { delivery_period: null }, 'delivery_period: must be a period string such as "08:15-08:30" or "02-03B"'],
+  ])('does answer 400 naming delivery_period when %s', async (_case, override, message) => {
+    const res = await post(trade({ id: 'dp-bad', ...override }));
+    expect(res.status).toBe(400);
+    expect((await errorOf(res)).message).toBe(message);
+  });
+
+  it('does document delivery_period in the OpenAPI Trade as optional', async () => {
+    const doc = await jsonOf(await server.request('/v1/openapi.json', { auth: null }));
+    const trade = doc.components.schemas.Trade;
+    expect(trade.properties.delivery_period).toMatchObject({ type: 'string', example: '08:15-08:30' });
+    expect(trade.properties.delivery_period.description).toMatch(/02-03B/);
+    expect(trade.required).not.toContain('delivery_period');
   });
 });
 

@@ -1,11 +1,16 @@
 // Streaming reader of a nightly trades file: checks the header, turns each CSV row into the
 // trade of the REST API and validates it with the API's own rules. Constant memory.
+// Columns: the eight of the trades API, and optionally delivery_period for products that are
+// not the plain hour (quarter hours, the second 02:00 hour of the 25-hour day).
 import { createReadStream } from 'node:fs';
 import { parse } from 'csv-parse';
 import { checkApiTrade } from '../trades/normalize';
 
 export const expectedColumns = ['id', 'price', 'quantity', 'direction', 'delivery_day', 'delivery_hour', 'trader_id', 'execution_time'] as const;
-type Column = (typeof expectedColumns)[number];
+/** Columns a file may have in addition; an empty field means the column's value is absent. */
+export const optionalColumns = ['delivery_period'] as const;
+type Column = (typeof expectedColumns)[number] | (typeof optionalColumns)[number];
+const knownColumns: readonly string[] = [...expectedColumns, ...optionalColumns];
 
 /** The whole file is refused: its header is missing or wrong, or its CSV is broken beyond a row. */
 export class FileRefused extends Error {}
@@ -25,6 +30,7 @@ export interface ApiTradeInput {
   direction: string;
   delivery_day: string;
   delivery_hour: number;
+  delivery_period?: string;
   trader_id: string;
   execution_time: string;
 }
@@ -52,9 +58,9 @@ function numberField(column: Column, text: string, integer: boolean): number | s
 }
 
 /**
- * Header rule: exactly the eight expected column names, each once, in any order (matched by
- * name, case-sensitive, surrounding spaces ignored). A missing, unknown or repeated column
- * refuses the whole file.
+ * Header rule: the eight expected column names and optionally delivery_period, each once, in
+ * any order (matched by name, case-sensitive, surrounding spaces ignored). A missing, unknown or
+ * repeated column refuses the whole file.
  */
 export function checkHeader(fields: string[]): Map<Column, number> {
   const names = fields.map((f) => f.trim());
@@ -62,7 +68,7 @@ export function checkHeader(fields: string[]): Map<Column, number> {
   const unknown: string[] = [];
   const repeated: string[] = [];
   names.forEach((name, i) => {
-    if (!(expectedColumns as readonly string[]).includes(name)) unknown.push(name);
+    if (!knownColumns.includes(name)) unknown.push(name);
     else if (index.has(name as Column)) repeated.push(name);
     else index.set(name as Column, i);
   });
@@ -72,7 +78,7 @@ export function checkHeader(fields: string[]): Map<Column, number> {
     unknown.length ? `unknown column${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => JSON.stringify(u)).join(', ')}` : '',
     repeated.length ? `repeated column${repeated.length > 1 ? 's' : ''} ${repeated.join(', ')}` : '',
   ].filter(Boolean);
-  if (problems.length) throw new FileRefused(`line 1 (header): ${problems.join('; ')}; expected ${expectedColumns.join(',')}`);
+  if (problems.length) throw new FileRefused(`line 1 (header): ${problems.join('; ')}; expected ${expectedColumns.join(',')} (and optionally ${optionalColumns.join(', ')})`);
   return index;
 }
 
@@ -80,6 +86,7 @@ export function checkHeader(fields: string[]): Map<Column, number> {
 export function toTrade(fields: string[], columns: Map<Column, number>, tz: string): { ok: true; trade: ApiTradeInput } | { ok: false; reason: string } {
   if (fields.length !== columns.size) return { ok: false, reason: `has ${fields.length} field${fields.length === 1 ? '' : 's'}, the header has ${columns.size}` };
   const get = (c: Column) => fields[columns.get(c)!]!;
+  const period = columns.has('delivery_period') ? get('delivery_period') : '';
   const price = numberField('price', get('price'), true);
   const quantity = numberField('quantity', get('quantity'), false);
   const hour = numberField('delivery_hour', get('delivery_hour'), true);
@@ -87,7 +94,8 @@ export function toTrade(fields: string[], columns: Map<Column, number>, tz: stri
   if (numeric.length) return { ok: false, reason: numeric.join('; ') };
   const trade: ApiTradeInput = {
     id: get('id'), price: price as number, quantity: quantity as number, direction: get('direction'),
-    delivery_day: get('delivery_day'), delivery_hour: hour as number, trader_id: get('trader_id'), execution_time: get('execution_time'),
+    delivery_day: get('delivery_day'), delivery_hour: hour as number, ...(period === '' ? {} : { delivery_period: period }),
+    trader_id: get('trader_id'), execution_time: get('execution_time'),
   };
   const checked = checkApiTrade(trade, tz);
   return checked.ok ? { ok: true, trade } : { ok: false, reason: checked.message };

@@ -170,7 +170,7 @@ export interface Reconciliation {
   truncated: boolean;
 }
 
-const apiFields: (keyof ApiTrade)[] = ['price', 'quantity', 'direction', 'delivery_day', 'delivery_hour', 'trader_id', 'execution_time'];
+const apiFields: (keyof ApiTrade)[] = ['price', 'quantity', 'direction', 'delivery_day', 'delivery_hour', 'delivery_period', 'trader_id', 'execution_time'];
 
 /**
  * Compares an import's file with the feed, in the database where both are: file ids whose trade
@@ -195,8 +195,11 @@ export async function reconcileImport(db: Db, id: number, tz: string, now: Date)
     const feed = feedRows.get(c.trade_id);
     if (!feed) continue;
     const feedTrade = toApiTrade(feed, tz);
-    const fields = apiFields.filter((f) => c.file_trade[f] !== feedTrade[f]).map((f) => ({ field: f, file: c.file_trade[f], feed: feedTrade[f] }));
-    if (fields.length) different.push({ trade_id: c.trade_id, fields });
+    // A field the Trade leaves out (delivery_period of a plain hour) is null on that side.
+    const fields = apiFields.filter((f) => c.file_trade[f] !== feedTrade[f]).map((f) => ({ field: f, file: c.file_trade[f] ?? null, feed: feedTrade[f] ?? null }));
+    // Every conflict is a difference, counted as such even if the Trade could not show it, so
+    // that the import's conflicts and the reconciliation never disagree.
+    different.push({ trade_id: c.trade_id, fields });
   }
 
   await db.transaction(async (tx) => {

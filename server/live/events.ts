@@ -3,8 +3,25 @@
 // Keep this file free of runtime imports from the server (types only): the web app bundles it.
 import type { ApiTrade } from '../trades/normalize';
 
-/** The Trade of the REST API and of `deal` events (price in eurocent/MWh, local start hour). */
+/**
+ * The Trade of the REST API and of `deal` events (price in eurocent/MWh, local start hour, and
+ * `delivery_period` for a product other than the plain hour: "08:15-08:30", "02-03B").
+ */
 export type { ApiTrade };
+
+/** One delivery product within an hour row: what it traded and its PnL. */
+export interface PnlProductRow {
+  /** The product in the exchange's notation: "08:15-08:30", the plain hour "08-09", "02-03B". */
+  period: string;
+  /** UTC ISO-8601. */
+  delivery_start: string;
+  delivery_end: string;
+  trades: number;
+  buy_mw: number;
+  sell_mw: number;
+  /** EUR rounded to cents (energy = MW x the product's length in hours). */
+  pnl_eur: number;
+}
 
 /** One hour row of the PnL report (GET /v1/reports/pnl hours[], and the live `pnl` event). */
 export interface PnlHourRow {
@@ -29,6 +46,11 @@ export interface PnlHourRow {
   mtm_pnl_eur: number | null;
   /** Σ sell (price − ref)·energy + Σ buy (ref − price)·energy; null without a reference price. */
   vs_ref_eur: number | null;
+  /**
+   * Only on an hour that traded a product other than its plain hour (quarter hours): every
+   * product of the hour, in delivery order, the plain hour among them.
+   */
+  products?: PnlProductRow[];
 }
 
 /**
@@ -36,7 +58,7 @@ export interface PnlHourRow {
  * ref_price always null (a day has no single reference price), mtm/vs_ref null when an hour with
  * trades has no reference price.
  */
-export type PnlTotal = Omit<PnlHourRow, 'label' | 'delivery_start' | 'delivery_end'>;
+export type PnlTotal = Omit<PnlHourRow, 'label' | 'delivery_start' | 'delivery_end' | 'products'>;
 
 /** GET /v1/reports/pnl, and the snapshot a subscription starts with. */
 export interface PnlReport {

@@ -1,7 +1,7 @@
 // The terminal report: argument parsing and the table / csv / json renderings of a PnL report,
 // kept apart from scripts/report.ts so they can be tested without a terminal.
 import { parseArgs } from 'node:util';
-import type { PnlHourRow, PnlReport, PnlTotal, PnlUpdate } from '../live/events';
+import type { PnlHourRow, PnlProductRow, PnlReport, PnlTotal, PnlUpdate } from '../live/events';
 import { parseDay } from '../time/market-time';
 
 export const usage = `usage: npm run report -- --trader ID --day YYYY-MM-DD [--format table|csv|json] [--watch]
@@ -56,7 +56,7 @@ const headers = ['Hour', 'Number of Trades', 'Total BUY [MW]', 'Total Sell [MW]'
 
 const ansi = { bold: '\x1b[1m', green: '\x1b[32m', red: '\x1b[31m', dim: '\x1b[2m', reset: '\x1b[0m' };
 
-function cells(label: string, row: PnlTotal): string[] {
+function cells(label: string, row: Pick<PnlProductRow, 'trades' | 'buy_mw' | 'sell_mw' | 'pnl_eur'>): string[] {
   return [label, String(row.trades), String(row.buy_mw), String(row.sell_mw), signed(row.pnl_eur)];
 }
 
@@ -65,8 +65,12 @@ export function useColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = p
   return Boolean(stream.isTTY) && !env.NO_COLOR;
 }
 
+/** The hours, each followed by its products (quarter hours) indented, when it has them; then the total. */
 export function renderTable(report: PnlReport, options: { color?: boolean } = {}): string {
-  const rows = [...report.hours.map((h) => ({ cells: cells(h.label, h), pnl: h.pnl_eur })), { cells: cells('Total', report.total), pnl: report.total.pnl_eur }];
+  const rows = [
+    ...report.hours.flatMap((h) => [{ cells: cells(h.label, h), pnl: h.pnl_eur }, ...(h.products ?? []).map((p) => ({ cells: cells(`  ${p.period}`, p), pnl: p.pnl_eur }))]),
+    { cells: cells('Total', report.total), pnl: report.total.pnl_eur },
+  ];
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r.cells[i]!.length)));
   const paint = (text: string, code: string) => (options.color ? `${code}${text}${ansi.reset}` : text);
   const line = (values: readonly string[], pnl?: number) => values.map((v, i) => {
@@ -86,7 +90,7 @@ export function renderTable(report: PnlReport, options: { color?: boolean } = {}
   return `${out.join('\n')}\n`;
 }
 
-/** Plain numbers for spreadsheets; the last row is the total. */
+/** Plain numbers for spreadsheets: one row per hour (products are in the table and JSON), the last row the total. */
 export function renderCsv(report: PnlReport): string {
   const row = (label: string, r: PnlTotal) => [label, r.trades, r.buy_mw, r.sell_mw, r.pnl_eur.toFixed(2)].join(',');
   return `${['hour,number_of_trades,total_buy_mw,total_sell_mw,pnl_eur', ...report.hours.map((h) => row(h.label, h)), row('Total', report.total)].join('\n')}\n`;

@@ -4,8 +4,8 @@
 import type { Queryable } from '../db';
 import { sql } from '../db';
 import type { SqlQuery } from '../db/sql';
-import type { DeskReport, PnlHourRow, PnlReport, PnlTotal } from '../live/events';
-import { dayBounds, hoursOfDay } from '../time/market-time';
+import type { DeskReport, PnlHourRow, PnlProductRow, PnlReport, PnlTotal } from '../live/events';
+import { dayBounds, formatPeriod, hoursOfDay, productOf } from '../time/market-time';
 import { trimDecimal } from '../trades/decimal';
 
 /** Per-hour sums as numerics; `ref` is the hour's latest reference price or null. */
@@ -108,14 +108,47 @@ export async function pnlReport(db: Queryable, traderId: string, day: string, tz
     SELECT h.idx::int8 AS idx, ${hourDerived} FROM h
     UNION ALL
     SELECT NULL, ${totalDerived} FROM h WHERE h.trades > 0`);
+  const products = await productRows(db, traderId, day, tz);
   const hours: PnlHourRow[] = slots.map((slot) => ({
     label: slot.label,
     delivery_start: slot.start.toISOString(),
     delivery_end: slot.end.toISOString(),
     ...toTotal(rows.find((r) => r.idx === slot.index + 1)!),
+    ...(products.has(slot.index) ? { products: products.get(slot.index)! } : {}),
   }));
   const total = toTotal(rows.find((r) => r.idx === null)!);
   return { trader_id: traderId, delivery_day: day, timezone: tz, hours, total };
+}
+
+/**
+ * The products of the hours that traded something other than their plain hour, by slot index.
+ * From the raw trades of the trader and day (a few hundred rows): pnl_hourly has only hours.
+ * Energy and money as in pnl_hourly, so that the products of an hour add up to it.
+ */
+async function productRows(db: Queryable, traderId: string, day: string, tz: string): Promise<Map<number, PnlProductRow[]>> {
+  const { start, end } = dayBounds(day, tz);
+  const energy = sql`quantity * extract(epoch FROM delivery_end - delivery_start) / 3600`;
+  const rows = await db.query<{ delivery_start: Date; delivery_end: Date; trades: number; buy_mw: string; sell_mw: string; pnl_eur: string }>(sql`
+    SELECT delivery_start, delivery_end, count(*)::int8 AS trades,
+      coalesce(sum(quantity) FILTER (WHERE direction = 'buy'), 0) AS buy_mw,
+      coalesce(sum(quantity) FILTER (WHERE direction = 'sell'), 0) AS sell_mw,
+      round(coalesce(sum(price * ${energy}) FILTER (WHERE direction = 'sell'), 0) - coalesce(sum(price * ${energy}) FILTER (WHERE direction = 'buy'), 0), 2) AS pnl_eur
+    FROM trades
+    WHERE trader_id = ${traderId} AND delivery_start >= ${start} AND delivery_start < ${end}
+    GROUP BY delivery_start, delivery_end
+    ORDER BY delivery_start, delivery_end`);
+  const bySlot = new Map<number, { rows: PnlProductRow[]; plainOnly: boolean }>();
+  for (const r of rows) {
+    const product = productOf(day, r.delivery_start, r.delivery_end, tz);
+    const entry = bySlot.get(product.slot.index) ?? { rows: [], plainOnly: true };
+    entry.plainOnly &&= product.startMinute === 0 && product.minutes === 60;
+    entry.rows.push({
+      period: formatPeriod(product), delivery_start: r.delivery_start.toISOString(), delivery_end: r.delivery_end.toISOString(),
+      trades: Number(r.trades), buy_mw: decimalToNumber(r.buy_mw), sell_mw: decimalToNumber(r.sell_mw), pnl_eur: decimalToNumber(r.pnl_eur),
+    });
+    bySlot.set(product.slot.index, entry);
+  }
+  return new Map([...bySlot].filter(([, e]) => !e.plainOnly).map(([index, e]) => [index, e.rows]));
 }
 
 /** Every trader's totals for a local day (traders without trades that day are not listed). */

@@ -149,3 +149,40 @@ export function parsePeriod(day: string, period: string, tz: string): { start: D
   const start = hourStart + sm * 60_000;
   return { start: new Date(start), end: new Date(start + duration * 60_000) };
 }
+
+/** A delivery product of a local day: the hour slot it starts in, where in it, and how long. */
+export interface Product {
+  slot: HourSlot;
+  /** Minutes from the start of its hour slot (0, 15, 30, 45). */
+  startMinute: number;
+  minutes: number;
+}
+
+/**
+ * The product [start, end) of a local day. A start outside the day is placed in the local day
+ * it falls on, so that every stored period has a product.
+ */
+export function productOf(day: string, start: Date, end: Date, tz: string): Product {
+  const t = start.getTime();
+  const find = (d: string) => hoursOfDay(d, tz).find((s) => s.start.getTime() <= t && t < s.end.getTime());
+  const slot = find(day) ?? find(localDay(start, tz))!;
+  return { slot, startMinute: (t - slot.start.getTime()) / 60_000, minutes: (end.getTime() - t) / 60_000 };
+}
+
+/** The product a plain integer hour names: a whole local hour, its first occurrence. */
+export function isPlainHour(p: Product): boolean {
+  return p.startMinute === 0 && p.minutes === 60 && p.slot.occurrence === 1;
+}
+
+/**
+ * A product in the exchange's notation, exactly as parsePeriod reads it back: "08-09",
+ * "08:15-08:30", and in the second occurrence of a repeated hour "02-03B" / "02:15-02:30B".
+ * The end is the start plus the duration in wall-clock minutes, as the exchange writes it.
+ */
+export function formatPeriod(p: Product): string {
+  const suffix = p.slot.occurrence === 2 ? 'B' : '';
+  if (p.startMinute === 0 && p.minutes === 60) return `${pad(p.slot.hour)}-${pad((p.slot.hour + 1) % 24)}${suffix}`;
+  const from = p.slot.hour * 60 + p.startMinute;
+  const clock = (minute: number) => `${pad(Math.floor(minute / 60) % 24)}:${pad(minute % 60)}`;
+  return `${clock(from)}-${clock(from + p.minutes)}${suffix}`;
+}

@@ -1,7 +1,8 @@
 // One normalised `trades` row from any source: exact decimals in EUR/MWh and MW, the delivery
-// period as UTC instants from the local day and hour in the market time zone.
+// period as UTC instants from the local day and hour (or period) in the market time zone, and
+// back to the API's Trade.
 import { formatIssues } from '../http/errors';
-import { deliveryHour, MarketTimeError, toLocal } from '../time/market-time';
+import { deliveryHour, formatPeriod, isPlainHour, MarketTimeError, parsePeriod, productOf } from '../time/market-time';
 import { centsToEur, eurToCents, numberToDecimal, trimDecimal } from './decimal';
 import { Trade, type TradeInput } from './schema';
 
@@ -33,10 +34,14 @@ export function checkApiTrade(input: unknown, tz: string): Checked<TradeRow> {
 export function fromApiTrade(t: TradeInput, tz: string): Checked<TradeRow> {
   let period;
   try {
-    period = deliveryHour(t.delivery_day, t.delivery_hour, tz);
+    period = t.delivery_period === undefined ? deliveryHour(t.delivery_day, t.delivery_hour, tz) : parsePeriod(t.delivery_day, t.delivery_period, tz);
   } catch (error) {
-    if (error instanceof MarketTimeError) return { ok: false, message: `delivery_hour: ${error.message}` };
+    if (error instanceof MarketTimeError) return { ok: false, message: `${t.delivery_period === undefined ? 'delivery_hour' : 'delivery_period'}: ${error.message}` };
     throw error;
+  }
+  if (t.delivery_period !== undefined) {
+    const { hour } = apiProduct(t.delivery_day, period.start, period.end, tz);
+    if (hour !== t.delivery_hour) return { ok: false, message: `delivery_hour: ${t.delivery_hour} does not match delivery_period ${JSON.stringify(t.delivery_period)}, which starts in hour ${hour}` };
   }
   return {
     ok: true,
@@ -54,7 +59,10 @@ export function fromApiTrade(t: TradeInput, tz: string): Checked<TradeRow> {
   };
 }
 
-/** A stored row as the public API shows it (price back in eurocent, hour as local start hour). */
+/**
+ * A stored row as the public API shows it: price back in eurocent, the local start hour, and the
+ * period for a product that is not the plain hour, so that posting it back is a duplicate.
+ */
 export interface ApiTrade {
   id: string;
   price: number;
@@ -62,31 +70,38 @@ export interface ApiTrade {
   direction: 'buy' | 'sell';
   delivery_day: string;
   delivery_hour: number;
+  /** Only for products other than the plain hour: "08:15-08:30", "02-03B". */
+  delivery_period?: string;
   trader_id: string;
   execution_time: string;
 }
 
 // Intl formatting costs microseconds per call; a desk trades a few thousand distinct periods.
-const hourCache = new Map<string, number>();
-function localStartHour(start: Date, tz: string): number {
-  const key = `${tz}|${start.getTime()}`;
-  let hour = hourCache.get(key);
-  if (hour === undefined) {
-    hour = toLocal(start, tz).hour;
-    if (hourCache.size > 100_000) hourCache.clear();
-    hourCache.set(key, hour);
+const productCache = new Map<string, { hour: number; period?: string }>();
+
+/** The API's view of a delivery period: its local start hour, and its period unless it is the plain hour. */
+export function apiProduct(day: string, start: Date, end: Date, tz: string): { hour: number; period?: string } {
+  const key = `${tz}|${day}|${start.getTime()}|${end.getTime()}`;
+  let found = productCache.get(key);
+  if (found === undefined) {
+    const product = productOf(day, start, end, tz);
+    found = isPlainHour(product) ? { hour: product.slot.hour } : { hour: product.slot.hour, period: formatPeriod(product) };
+    if (productCache.size > 100_000) productCache.clear();
+    productCache.set(key, found);
   }
-  return hour;
+  return found;
 }
 
 export function toApiTrade(row: TradeRow, tz: string): ApiTrade {
+  const product = apiProduct(row.delivery_day, row.delivery_start, row.delivery_end, tz);
   return {
     id: row.id,
     price: eurToCents(row.price),
     quantity: Number(trimDecimal(row.quantity)),
     direction: row.direction,
     delivery_day: row.delivery_day,
-    delivery_hour: localStartHour(row.delivery_start, tz),
+    delivery_hour: product.hour,
+    ...(product.period === undefined ? {} : { delivery_period: product.period }),
     trader_id: row.trader_id,
     execution_time: row.execution_time.toISOString().replace('.000Z', 'Z'),
   };

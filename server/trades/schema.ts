@@ -1,6 +1,7 @@
 // The Trade of the public trades API (the exchange team's contract): price in eurocent/MWh as an
-// integer, quantity in MW, delivery_hour the integer local start hour. The same schema validates
-// requests, CSV rows and generates the OpenAPI document.
+// integer, quantity in MW, delivery_hour the integer local start hour, and delivery_period for
+// products that are not the plain hour (quarter hours, the repeated autumn hour). The same
+// schema validates requests, CSV rows and generates the OpenAPI document.
 import { z } from 'zod';
 import { parseDay } from '../time/market-time';
 
@@ -53,6 +54,14 @@ export const Trade = z
       .min(0, { error: (i) => `must be from 0 to 23 (got ${String(i.input)})` })
       .max(23, { error: (i) => `must be from 0 to 23 (got ${String(i.input)})` })
       .meta({ description: 'Local start hour: 14 means 14:00-15:00. On the 25-hour day, 2 is the first 02:00 hour.', example: 8 }),
+    delivery_period: z
+      .string({ error: 'must be a period string such as "08:15-08:30" or "02-03B"' })
+      .max(16, { error: 'must be a period string such as "08:15-08:30" or "02-03B"', abort: true })
+      .optional()
+      .meta({
+        description: 'The product, in the exchange\'s notation, when it is not the plain hour that delivery_hour names: quarter hours ("08:15-08:30"; any period of whole quarter hours up to one hour) and, on the 25-hour day, the second of the two 02:00 hours ("02-03B", "02:15-02:30B"; no suffix or "A" is the first). It must start in hour delivery_hour. Optional on input ("08-09" is the plain hour 8); returned only for such products.',
+        example: '08:15-08:30',
+      }),
     trader_id: identifier('trader id').meta({ example: 'trader_1' }),
     execution_time: utcDateTime.meta({ description: 'When the exchange executed the deal (UTC).' }),
   })

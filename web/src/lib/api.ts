@@ -1,6 +1,6 @@
 // The dashboard's one way to call the REST API: same-origin cookie, the API's error shape turned
 // into an ApiFailure with the HTTP status (0 when the server cannot be reached).
-import type { ApiTrade, FeedStatus, PnlHourRow } from '$shared/events';
+import type { ApiTrade, FeedStatus, PnlHourRow, PnlTotal } from '$shared/events';
 
 export class ApiFailure extends Error {
   constructor(readonly status: number, message: string) {
@@ -15,7 +15,7 @@ export interface Me {
   desk: boolean;
 }
 
-export type PnlTotals = Omit<PnlHourRow, 'label' | 'delivery_start' | 'delivery_end'>;
+export type PnlTotals = PnlTotal;
 
 export interface PnlReport {
   trader_id: string;
