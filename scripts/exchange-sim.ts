@@ -1,12 +1,12 @@
 // Exchange simulator: a websocket server that pushes deal confirmations like the exchange does,
-// for several traders and products, with optional duplicates, malformed frames, bursts and
-// dropped connections. `npm run exchange-sim -- --port 9001 --rate 20`; tests and benches start
+// for several traders and the products still open for trading (gate closure), with optional
+// duplicates, malformed frames, bursts and dropped connections. `npm run exchange-sim -- --port 9001 --rate 20`; tests and benches start
 // it in-process with startExchangeSim().
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, WebSocket } from 'ws';
-import { hoursOfDay, localDay, pad } from '../server/time/market-time';
+import { dayBounds, defaultGateClosureMinutes, gateClosure, hoursOfDay, localDay, pad } from '../server/time/market-time';
 import { parseOptions } from './cli';
 
 export interface SimDeal {
@@ -33,6 +33,8 @@ export interface ExchangeSimOptions {
   malformed?: number;
   /** Share of hourly deals replaced by quarter-hour products. */
   quarterHours?: number;
+  /** Trading of a product closes this many minutes before its delivery starts (default 5). */
+  gateClosureMinutes?: number;
   /** Every this many ms, send burstSize deals at once. */
   burstEvery?: number;
   burstSize?: number;
@@ -93,6 +95,28 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
   let seq = 0;
   const timers: NodeJS.Timeout[] = [];
   const emitter = new EventEmitter();
+  const gateMinutes = options.gateClosureMinutes ?? defaultGateClosureMinutes;
+
+  /**
+   * A product still open at `t`: an hour of today (or, once today's have all closed, of
+   * tomorrow) with at least its last quarter hour before gate closure. `firstQuarter` > 0 when
+   * the hour itself has closed and only its later quarter hours are still traded.
+   */
+  const openProduct = (t: Date) => {
+    const isOpen = (start: number) => gateClosure(new Date(start), gateMinutes).getTime() > t.getTime();
+    let day = localDay(t, tz);
+    let slots = hoursOfDay(day, tz);
+    let open = slots.filter((s) => isOpen(s.start.getTime() + 45 * 60_000));
+    if (!open.length) {
+      day = localDay(dayBounds(day, tz).end, tz);
+      slots = hoursOfDay(day, tz);
+      open = slots.filter((s) => isOpen(s.start.getTime() + 45 * 60_000));
+    }
+    const slot = open[Math.floor(random() * open.length)]!;
+    let firstQuarter = 0;
+    while (!isOpen(slot.start.getTime() + firstQuarter * 15 * 60_000)) firstQuarter += 1;
+    return { day, slots, slot, firstQuarter };
+  };
 
   const broadcast = (text: string) => {
     for (const client of wss.clients) if (client.readyState === WebSocket.OPEN) client.send(text);
@@ -121,15 +145,13 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
     },
     makeDeal(overrides: Partial<SimDeal> = {}): SimDeal {
       const t = now();
-      const day = localDay(t, tz);
-      const slots = hoursOfDay(day, tz);
-      const slot = slots[Math.floor(random() * slots.length)]!;
+      const { day, slots, slot, firstQuarter } = openProduct(t);
       const repeated = slots.filter((s) => s.hour === slot.hour).length > 1;
       let period = `${pad(slot.hour)}-${pad((slot.hour + 1) % 24)}${repeated ? (slot.occurrence === 1 ? 'A' : 'B') : ''}`;
-      if (!repeated && random() < (options.quarterHours ?? 0.2)) {
-        const q = Math.floor(random() * 4) * 15;
+      if (firstQuarter > 0 || (!repeated && random() < (options.quarterHours ?? 0.2))) {
+        const q = (firstQuarter + Math.floor(random() * (4 - firstQuarter))) * 15;
         const endH = q === 45 ? (slot.hour + 1) % 24 : slot.hour;
-        period = `${pad(slot.hour)}:${pad(q)}-${pad(endH)}:${pad((q + 15) % 60)}`;
+        period = `${pad(slot.hour)}:${pad(q)}-${pad(endH)}:${pad((q + 15) % 60)}${repeated ? (slot.occurrence === 1 ? 'A' : 'B') : ''}`;
       }
       // A daily shape: cheap night, solar dip at noon, evening peak; rarely negative.
       const h = slot.hour;
@@ -210,12 +232,13 @@ async function main() {
       'burst-every': { type: 'string', default: '0' }, 'burst-size': { type: 'string', default: '200' },
       'drop-every': { type: 'string', default: '0' }, replay: { type: 'string', default: '0' },
       synonym: { type: 'string', default: '0' }, tz: { type: 'string', default: process.env.MARKET_TZ ?? 'Europe/Berlin' },
+      'gate-closure-minutes': { type: 'string', default: String(defaultGateClosureMinutes) },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     process.stdout.write('npm run exchange-sim -- [--port 9001] [--rate 5] [--traders 5] [--duplicates 0.01] [--malformed 0.01] [--quarter-hours 0.2]\n' +
-      '  [--burst-every ms --burst-size n] [--drop-every ms] [--replay n] [--synonym 0.1] [--tz Europe/Berlin]\n');
+      '  [--burst-every ms --burst-size n] [--drop-every ms] [--replay n] [--synonym 0.1] [--tz Europe/Berlin] [--gate-closure-minutes 5]\n');
     return;
   }
   const num = (name: keyof typeof values) => {
@@ -228,6 +251,7 @@ async function main() {
     traders: Array.from({ length: Math.max(1, num('traders')) }, (_, i) => `trader_${i + 1}`),
     duplicates: num('duplicates'), malformed: num('malformed'), quarterHours: num('quarter-hours'),
     burstEvery: num('burst-every'), burstSize: num('burst-size'), dropEvery: num('drop-every'), replay: num('replay'), synonym: num('synonym'),
+    gateClosureMinutes: num('gate-closure-minutes'),
   });
   process.stdout.write(`${JSON.stringify({ msg: 'exchange simulator listening', url: `ws://localhost:${sim.port}`, rate: num('rate') })}\n`);
   sim.on('connection', () => process.stdout.write(`${JSON.stringify({ msg: 'client connected', clients: sim.clientCount() })}\n`));

@@ -33,7 +33,7 @@ async function main() {
     db, url: config.EXCHANGE_WS_URL, tz: config.MARKET_TZ, clock: systemClock, log,
     gatewayId: config.FEED_GATEWAY_ID, heartbeatMs: config.FEED_HEARTBEAT_MS,
     backoffMinMs: config.FEED_BACKOFF_MIN_MS, backoffMaxMs: config.FEED_BACKOFF_MAX_MS,
-    batchMax: config.FEED_BATCH_MAX, batchMs: config.FEED_BATCH_MS,
+    batchMax: config.FEED_BATCH_MAX, batchMs: config.FEED_BATCH_MS, gateClosureMinutes: config.FEED_GATE_CLOSURE_MINUTES,
   });
   await gateway.start();
   log.info('gateway running', { gateway: gateway.gatewayId, url: config.EXCHANGE_WS_URL, database: db.kind });

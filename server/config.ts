@@ -33,6 +33,7 @@ export const ConfigSchema = z.object({
   FEED_BACKOFF_MAX_MS: millis(10, 3_600_000, 30_000),
   FEED_BATCH_MAX: z.coerce.number({ error: 'must be an integer from 1 to 10000' }).int({ error: 'must be an integer from 1 to 10000' }).min(1).max(10_000).default(1000),
   FEED_BATCH_MS: millis(0, 10_000, 20),
+  FEED_GATE_CLOSURE_MINUTES: z.coerce.number({ error: 'must be a number of minutes from 0 to 1440' }).int({ error: 'must be a number of minutes from 0 to 1440' }).min(0, { error: 'must be a number of minutes from 0 to 1440' }).max(1440, { error: 'must be a number of minutes from 0 to 1440' }).default(5),
   MARKET_DATA_URL: optionalString.refine((u) => u === undefined || /^https?:\/\/[^\s]+$/.test(u), { error: 'must be an http:// or https:// URL' }),
   MARKET_DATA_PER_MINUTE: z.coerce.number({ error: 'must be a positive integer' }).int().min(1).max(100_000).default(50),
   MARKET_DATA_PER_HOUR: z.coerce.number({ error: 'must be a positive integer' }).int().min(1).max(1_000_000).default(1000),

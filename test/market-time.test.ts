@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dayBounds, deliveryHour, formatPeriod, hoursOfDay, isPlainHour, localDay, parsePeriod, productOf } from '../server/time/market-time';
+import { dayBounds, deliveryHour, formatPeriod, gateClosure, hoursOfDay, isPlainHour, localDay, parsePeriod, productOf } from '../server/time/market-time';
 
 const tz = 'Europe/Berlin';
 const iso = (d: Date) => d.toISOString();
@@ -101,5 +101,10 @@ describe('local market time in Europe/Berlin', () => {
     expect(named('2023-10-29', '02-03B')).toEqual(['02-03B', false]);
     expect(named('2023-10-29', '02:15-02:30B')).toEqual(['02:15-02:30B', false]);
     expect(named('2023-10-29', '02:15-02:30A')).toEqual(['02:15-02:30', false]);
+  });
+
+  it('closes trading of a product the given minutes before its delivery starts', () => {
+    expect(gateClosure(new Date('2023-02-06T07:00:00Z'), 5)).toEqual(new Date('2023-02-06T06:55:00Z'));
+    expect(gateClosure(new Date('2023-02-06T07:00:00Z'), 0)).toEqual(new Date('2023-02-06T07:00:00Z'));
   });
 });

@@ -15,6 +15,7 @@ import { channels, type FeedStatus } from '../live/events';
 import { createLogger, type Logger } from '../log';
 import type { TradeRow } from '../trades/normalize';
 import { fetchByIds, ingestTrades, type IngestOutcome } from '../trades/store';
+import { defaultGateClosureMinutes } from '../time/market-time';
 import { parseFeedMessage } from './message';
 import { defaultStaleMs, feedStatus } from './status';
 
@@ -42,6 +43,8 @@ export interface GatewayOptions {
   staleMs?: number;
   /** Source of jitter (tests make it deterministic). */
   random?: () => number;
+  /** Trading of a product closes this many minutes before its delivery starts; later deals are flagged. */
+  gateClosureMinutes?: number;
 }
 
 export type FeedCounts = FeedStatus['counts'];
@@ -59,7 +62,7 @@ interface Batch {
   sideWritten?: boolean;
 }
 
-const feedMetrics: WeakMap<MetricsRegistry, { messages: Counter; connected: Counter }> = new WeakMap();
+const feedMetrics: WeakMap<MetricsRegistry, { messages: Counter; connected: Counter; afterGateClosure: Counter }> = new WeakMap();
 
 export class FeedGateway extends EventEmitter {
   readonly gatewayId: string;
@@ -79,6 +82,7 @@ export class FeedGateway extends EventEmitter {
   private readonly messages?: Counter;
   private readonly metrics?: MetricsRegistry;
   private readonly connectedGauge?: Counter;
+  private readonly afterGateClosure?: Counter;
   private ws?: WebSocket;
   private attempt = 0;
   private closing = false;
@@ -115,6 +119,7 @@ export class FeedGateway extends EventEmitter {
       statusNotifyMs: options.statusNotifyMs ?? 1000,
       staleMs: options.staleMs ?? Math.max(defaultStaleMs, 3 * (options.heartbeatMs ?? 10_000)),
       random: options.random ?? Math.random,
+      gateClosureMinutes: options.gateClosureMinutes ?? defaultGateClosureMinutes,
     };
     if (options.metrics) {
       let m = feedMetrics.get(options.metrics);
@@ -122,11 +127,13 @@ export class FeedGateway extends EventEmitter {
         m = {
           messages: options.metrics.register(new Counter('powerdesk_feed_messages_total', 'Exchange feed messages by outcome (stored, duplicate, conflict, dead_letter)')),
           connected: options.metrics.register(new Counter('powerdesk_feed_connected', 'Whether this process\'s gateway is connected to the exchange (1) or not (0)', 'gauge')),
+          afterGateClosure: options.metrics.register(new Counter('powerdesk_feed_after_gate_closure_total', 'Deals stored from the exchange feed that were executed after their product\'s gate closure')),
         };
         feedMetrics.set(options.metrics, m);
       }
       this.messages = m.messages;
       this.connectedGauge = m.connected;
+      this.afterGateClosure = m.afterGateClosure;
       this.metrics = options.metrics;
     }
     this.on('error', () => {}); // an EventEmitter 'error' without a listener would throw
@@ -265,7 +272,7 @@ export class FeedGateway extends EventEmitter {
     this.lastMessageAt = receivedAt;
     let item: Item;
     try {
-      const parsed = parseFeedMessage(raw, this.o.tz);
+      const parsed = parseFeedMessage(raw, this.o.tz, this.o.gateClosureMinutes);
       item = parsed.kind === 'deal' ? { raw, receivedAt, row: parsed.row } : { raw, receivedAt, reason: parsed.reason };
     } catch (error) { // a bug of ours must not take the feed down: keep the frame for later
       item = { raw, receivedAt, reason: `message: could not be processed (${(error as Error).message})` };
@@ -335,6 +342,11 @@ export class FeedGateway extends EventEmitter {
         this.counts[status === 'stored' ? 'stored' : status === 'duplicate' ? 'duplicates' : 'conflicts'] += n;
         this.messages?.inc({ outcome: status }, n);
         this.metrics?.tradesIngested.inc({ source: 'feed', outcome: status }, n);
+      }
+      const late = rows.filter((row, i) => row.after_gate_closure && batch.outcomes![i]!.status === 'stored');
+      if (late.length) {
+        this.afterGateClosure?.inc({}, late.length);
+        this.log.warn('deals executed after their gate closure', { count: late.length, ids: late.slice(0, 20).map((r) => r.id), gate_closure_minutes: this.o.gateClosureMinutes });
       }
     }
     if (!batch.sideWritten) {

@@ -12,7 +12,7 @@ export async function startFeedGateway(config: Config, deps: Pick<AppDeps, 'db' 
     db: deps.db, url: config.EXCHANGE_WS_URL, tz: deps.tz, clock: deps.clock, log: deps.log, metrics: deps.metrics,
     gatewayId: config.FEED_GATEWAY_ID, heartbeatMs: config.FEED_HEARTBEAT_MS,
     backoffMinMs: config.FEED_BACKOFF_MIN_MS, backoffMaxMs: config.FEED_BACKOFF_MAX_MS,
-    batchMax: config.FEED_BATCH_MAX, batchMs: config.FEED_BATCH_MS,
+    batchMax: config.FEED_BATCH_MAX, batchMs: config.FEED_BATCH_MS, gateClosureMinutes: config.FEED_GATE_CLOSURE_MINUTES,
   });
   await gateway.start();
   deps.readiness.push({

@@ -1,9 +1,10 @@
 // Exchange frames -> TradeRows: `{"deal_confirmation": {...}}` (or the synonym key
 // `trade_confirmation`) with price in EUR/MWh and quantity in MW as decimals and the delivery
 // period as a string ("08-09", "08:15-08:30", "02-03B"). Anything else gets a reason naming the field.
+// A deal executed after its product's gate closure is flagged (after_gate_closure) and kept.
 import { z } from 'zod';
 import { formatIssues } from '../http/errors';
-import { MarketTimeError, parsePeriod } from '../time/market-time';
+import { defaultGateClosureMinutes, gateClosure, MarketTimeError, parsePeriod } from '../time/market-time';
 import { decimalPlaces, numberToDecimal } from '../trades/decimal';
 import type { Checked, TradeRow } from '../trades/normalize';
 import { dayString, Direction, identifier, maxPriceCents, maxQuantityMw, utcDateTime } from '../trades/schema';
@@ -46,8 +47,8 @@ export type FeedMessageResult =
 
 const envelopeKeys = ['deal_confirmation', 'trade_confirmation'] as const;
 
-/** Parses one frame; never throws. */
-export function parseFeedMessage(raw: string, tz: string): FeedMessageResult {
+/** Parses one frame; never throws. `gateClosureMinutes`: trading of a product closes this long before its delivery starts. */
+export function parseFeedMessage(raw: string, tz: string, gateClosureMinutes = defaultGateClosureMinutes): FeedMessageResult {
   let json: unknown;
   try {
     json = JSON.parse(raw);
@@ -61,11 +62,11 @@ export function parseFeedMessage(raw: string, tz: string): FeedMessageResult {
     return { kind: 'invalid', reason: keys.length ? 'message: has both deal_confirmation and trade_confirmation' : `message: expected the key "deal_confirmation" (or "trade_confirmation"); got keys ${got}` };
   }
   const key = keys[0]!;
-  const checked = checkFeedDeal((json as Record<string, unknown>)[key], tz, key);
+  const checked = checkFeedDeal((json as Record<string, unknown>)[key], tz, key, gateClosureMinutes);
   return checked.ok ? { kind: 'deal', row: checked.value } : { kind: 'invalid', reason: checked.message };
 }
 
-export function checkFeedDeal(input: unknown, tz: string, prefix = 'deal_confirmation'): Checked<TradeRow> {
+export function checkFeedDeal(input: unknown, tz: string, prefix = 'deal_confirmation', gateClosureMinutes = defaultGateClosureMinutes): Checked<TradeRow> {
   const parsed = FeedDeal.safeParse(input, { reportInput: true });
   if (!parsed.success) return { ok: false, message: formatIssues(parsed.error.issues, prefix) };
   const d = parsed.data;
@@ -76,11 +77,13 @@ export function checkFeedDeal(input: unknown, tz: string, prefix = 'deal_confirm
     if (error instanceof MarketTimeError) return { ok: false, message: `${prefix}.delivery_hour: ${error.message}` };
     throw error;
   }
+  const executed = new Date(d.execution_time);
   return {
     ok: true,
     value: {
       id: d.id, trader_id: d.trader_id, direction: d.direction, price: d.price, quantity: d.quantity,
-      delivery_day: d.delivery_day, delivery_start: period.start, delivery_end: period.end, execution_time: new Date(d.execution_time),
+      delivery_day: d.delivery_day, delivery_start: period.start, delivery_end: period.end, execution_time: executed,
+      after_gate_closure: executed.getTime() > gateClosure(period.start, gateClosureMinutes).getTime(),
     },
   };
 }

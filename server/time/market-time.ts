@@ -150,6 +150,14 @@ export function parsePeriod(day: string, period: string, tz: string): { start: D
   return { start: new Date(start), end: new Date(start + duration * 60_000) };
 }
 
+/** Minutes before delivery start at which continuous intraday trading of a product closes (Germany: 5). */
+export const defaultGateClosureMinutes = 5;
+
+/** When trading of a product that starts at `deliveryStart` closes. */
+export function gateClosure(deliveryStart: Date, minutes: number): Date {
+  return new Date(deliveryStart.getTime() - minutes * 60_000);
+}
+
 /** A delivery product of a local day: the hour slot it starts in, where in it, and how long. */
 export interface Product {
   slot: HourSlot;

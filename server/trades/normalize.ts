@@ -20,6 +20,8 @@ export interface TradeRow {
   delivery_start: Date;
   delivery_end: Date;
   execution_time: Date;
+  /** Set by the exchange feed: executed after the product's gate closure (stored all the same). */
+  after_gate_closure?: boolean;
 }
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; message: string };

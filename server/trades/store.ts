@@ -56,6 +56,7 @@ const tradeColumns = [
   { name: 'execution_time', type: 'timestamptz' },
   { name: 'source', type: 'text' },
   { name: 'received_at', type: 'timestamptz' },
+  { name: 'after_gate_closure', type: 'boolean' },
 ] as const;
 
 const compared = ['trader_id', 'direction', 'price', 'quantity', 'delivery_start', 'delivery_end', 'execution_time'] as const;
@@ -92,7 +93,7 @@ export async function ingestTrades(db: Db, rows: readonly TradeRow[], source: Tr
       RETURNING id`);
     const freshIds = new Set(fresh.map((r) => r.id));
     const toInsert = candidates.filter((r) => freshIds.has(r.id));
-    await tx.bulkInsert('trades', tradeColumns, toInsert.map((r) => [r.id, r.trader_id, r.direction, r.price, r.quantity, r.delivery_day, r.delivery_start, r.delivery_end, r.execution_time, source, receivedAt]));
+    await tx.bulkInsert('trades', tradeColumns, toInsert.map((r) => [r.id, r.trader_id, r.direction, r.price, r.quantity, r.delivery_day, r.delivery_start, r.delivery_end, r.execution_time, source, receivedAt, r.after_gate_closure ?? false]));
     const existing = candidates.filter((r) => !freshIds.has(r.id));
     const known = existing.length ? await fetchByIds(tx, existing.map((r) => r.id)) : new Map<string, TradeRow>();
     for (const row of existing) {
