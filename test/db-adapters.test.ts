@@ -82,6 +82,13 @@ describe.each(adapters)('the %s adapter', (_name, open) => {
     await expect(db.bulkInsert('t; DROP TABLE t', columns, rows)).rejects.toThrow(/not a safe SQL identifier/);
   });
 
+  run('bulk-inserts boolean columns', async (db) => {
+    await db.query(sql`CREATE TEMP TABLE flags (id text PRIMARY KEY, flag boolean NOT NULL)`);
+    expect(await db.bulkInsert('flags', [{ name: 'id', type: 'text' }, { name: 'flag', type: 'boolean' }], [['a', true], ['b', false], ['c', true]])).toBe(3);
+    const rows = await db.query<{ id: string; flag: boolean }>(sql`SELECT id, flag FROM flags ORDER BY id`);
+    expect(rows).toEqual([{ id: 'a', flag: true }, { id: 'b', flag: false }, { id: 'c', flag: true }]);
+  });
+
   run('delivers a NOTIFY to a listener, and stops after unlisten', async (db) => {
     const got: string[] = [];
     let arrived!: () => void;

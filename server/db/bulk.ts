@@ -19,13 +19,17 @@ export function bulkInsertQuery(table: string, columns: readonly BulkColumn[], r
     if (!typePattern.test(c.type)) throw new Error(`not a safe SQL type: ${c.type}`);
     values.push(rows.map((r) => normalise(r[i])));
     const last = i === columns.length - 1;
-    strings.push(`::${c.type}[]${last ? ')' : ', '}${last && options.ignoreConflicts ? ' ON CONFLICT DO NOTHING' : ''}`);
+    // postgres.js sends an array of booleans as one boolean (porsager/postgres#471): they travel
+    // as text ('t'/'f', see normalise) and are cast on the database side.
+    const type = c.type === 'boolean' || c.type === 'bool' ? `text[]::${c.type}` : c.type;
+    strings.push(`::${type}[]${last ? ')' : ', '}${last && options.ignoreConflicts ? ' ON CONFLICT DO NOTHING' : ''}`);
   });
   return sql(Object.assign(strings, { raw: strings }) as unknown as TemplateStringsArray, ...values);
 }
 
 function normalise(value: unknown): unknown {
   if (value === undefined) return null;
+  if (typeof value === 'boolean') return value ? 't' : 'f';
   if (value instanceof Date) return value.toISOString();
   if (typeof value === 'bigint') return value.toString();
   return value;
