@@ -9,19 +9,12 @@ import type { ApiTrade } from '../trades/normalize';
  */
 export type { ApiTrade };
 
-/** One delivery product within an hour row: what it traded and its PnL. */
-export interface PnlProductRow {
-  /** The product in the exchange's notation: "08:15-08:30", the plain hour "08-09", "02-03B". */
-  period: string;
-  /** UTC ISO-8601. */
-  delivery_start: string;
-  delivery_end: string;
-  trades: number;
-  buy_mw: number;
-  sell_mw: number;
-  /** EUR rounded to cents (energy = MW x the product's length in hours). */
-  pnl_eur: number;
-}
+/**
+ * One delivery product within an hour row: its own start, end, trades, MW and PnL (energy = MW x
+ * the product's length), and `period`, the product in the exchange's notation: "08:15-08:30",
+ * the plain hour "08-09", "02-03B".
+ */
+export type PnlProductRow = { period: string } & Pick<PnlHourRow, 'delivery_start' | 'delivery_end' | 'trades' | 'buy_mw' | 'sell_mw' | 'pnl_eur'>;
 
 /** One hour row of the PnL report (GET /v1/reports/pnl hours[], and the live `pnl` event). */
 export interface PnlHourRow {
