@@ -21,7 +21,7 @@ export interface TestServer extends RunningServer {
 
 export async function startTestServer(options: { env?: Record<string, string>; clock?: Clock; db?: Db; dataDir?: string } = {}): Promise<TestServer> {
   const config: Config = loadConfig({
-    PORT: '0', HOST: '127.0.0.1', ADMIN_USER: admin.username, ADMIN_PASSWORD: admin.password, LOG_LEVEL: 'silent',
+    PORT: '0', HOST: '127.0.0.1', ADMIN_USER: admin.username, ADMIN_PASSWORD: admin.password, LOG_LEVEL: process.env.TEST_LOG ?? 'silent',
     ...(options.dataDir ? { DATA_DIR: options.dataDir } : {}),
     ...options.env,
   });
