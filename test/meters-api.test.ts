@@ -190,7 +190,7 @@ async function publish(id: number) {
 }
 
 describe('algorithm runs', () => {
-  it('stores the algorithm's output format and reads it back in local NZ days', async () => {
+  it('stores the algorithm output format and reads it back in local NZ days', async () => {
     const id = await newRun('2018-06-13', '2018-06-27', 'sample');
     const upload = await json(await post(`/v1/algorithm-runs/${id}/results`, algorithmOutput([
       ['101', '0.0000', '2018-06-13', '00:00:00', 'buyer'],
