@@ -121,26 +121,13 @@ export async function pnlReport(db: Queryable, traderId: string, day: string, tz
 }
 
 /**
- * The products of the hours that traded something other than their plain hour, by slot index.
- * pnl_hourly has only hours, so these come from the raw trades: first the hours with such
- * products (through the partial index of sql/0071, usually none), then every product of those
- * hours. Energy and money as in pnl_hourly, so that the products of an hour add up to it.
+ * The products of the hours that traded something other than their plain hour, by slot index,
+ * through sql/0071 (the raw trades of just those hours: pnl_hourly has only hours).
  */
 async function productRows(db: Queryable, traderId: string, day: string, tz: string): Promise<Map<number, PnlProductRow[]>> {
   const { start, end } = dayBounds(day, tz);
-  const energy = sql`t.quantity * extract(epoch FROM t.delivery_end - t.delivery_start) / 3600`;
   const rows = await db.query<{ delivery_start: Date; delivery_end: Date; trades: number; buy_mw: string; sell_mw: string; pnl_eur: string }>(sql`
-    WITH hours AS (
-      SELECT DISTINCT time_bucket(INTERVAL '1 hour', delivery_start) AS bucket FROM trades
-      WHERE trader_id = ${traderId} AND delivery_start >= ${start} AND delivery_start < ${end}
-        AND (delivery_end - delivery_start <> INTERVAL '1 hour' OR time_bucket(INTERVAL '1 hour', delivery_start) <> delivery_start))
-    SELECT t.delivery_start, t.delivery_end, count(*)::int8 AS trades,
-      coalesce(sum(t.quantity) FILTER (WHERE t.direction = 'buy'), 0) AS buy_mw,
-      coalesce(sum(t.quantity) FILTER (WHERE t.direction = 'sell'), 0) AS sell_mw,
-      round(coalesce(sum(t.price * ${energy}) FILTER (WHERE t.direction = 'sell'), 0) - coalesce(sum(t.price * ${energy}) FILTER (WHERE t.direction = 'buy'), 0), 2) AS pnl_eur
-    FROM hours h JOIN trades t ON t.trader_id = ${traderId} AND t.delivery_start >= h.bucket AND t.delivery_start < h.bucket + INTERVAL '1 hour'
-    GROUP BY t.delivery_start, t.delivery_end
-    ORDER BY t.delivery_start, t.delivery_end`);
+    SELECT delivery_start, delivery_end, trades, buy_mw, sell_mw, pnl_eur FROM pnl_products_between(${traderId}::text, ${start}::timestamptz, ${end}::timestamptz)`);
   const bySlot = new Map<number, PnlProductRow[]>();
   for (const r of rows) {
     const product = productOf(day, r.delivery_start, r.delivery_end, tz);
