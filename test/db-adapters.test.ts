@@ -1,9 +1,9 @@
 // The same database contract on both adapters: embedded PGlite and postgres.js against the real
-// PostgreSQL server on this machine (TEST_DATABASE_URL; it has no TimescaleDB).
+// PostgreSQL server on this machine (TEST_DATABASE_URL; TimescaleDB is not loaded there).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openEmbedded } from '../server/db/embedded';
 import { openServer } from '../server/db/server';
-import { migrate, MissingTimescaleError } from '../server/db/migrate';
+import { migrate, MissingTimescaleError, timescaleProblemMessage } from '../server/db/migrate';
 import { sql, type Db } from '../server/db';
 
 const serverUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -98,18 +98,33 @@ describe.each(adapters)('the %s adapter', (_name, open) => {
 });
 
 describe('migrations', () => {
-  it('refuses a PostgreSQL server without TimescaleDB and says how to get one', async (ctx) => {
+  it('refuses a PostgreSQL server without a working TimescaleDB and says why and how to fix it', async (ctx) => {
     const db = await reachServer();
     if (!db) return ctx.skip();
     try {
+      // This server's real state decides which refusal is due: CI's has the TimescaleDB files but
+      // does not preload them, other machines' have none.
+      const [state] = await db.query<{ available: boolean }>(sql`SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available`);
+      const tables = sql`SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`;
+      const before = await db.query(tables);
       const error = await migrate(db).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MissingTimescaleError);
-      expect((error as Error).message).toMatch(/no TimescaleDB extension/);
-      expect((error as Error).message).toMatch(/docker compose up -d db/);
-      expect(await db.query(sql`SELECT 1 FROM pg_tables WHERE tablename = 'schema_migrations' AND schemaname = current_schema()`)).toEqual([]);
+      expect((error as MissingTimescaleError).problem).toBe(state!.available ? 'not-preloaded' : 'not-installed');
+      expect((error as Error).message).toBe(timescaleProblemMessage((error as MissingTimescaleError).problem));
+      // Nothing was created, and the connection survived (CREATE EXTENSION was never tried).
+      expect(await db.query(tables)).toEqual(before);
     } finally {
       await db.close();
     }
+  });
+
+  it('says for each missing part what is wrong and how to fix it', () => {
+    const notInstalled = timescaleProblemMessage('not-installed');
+    expect(notInstalled).toMatch(/TimescaleDB is not installed on this PostgreSQL server/);
+    expect(notInstalled).toMatch(/docker compose up -d db/);
+    const notPreloaded = timescaleProblemMessage('not-preloaded');
+    expect(notPreloaded).toMatch(/installed but not preloaded: add it to shared_preload_libraries/);
+    expect(notPreloaded).toMatch(/restart PostgreSQL/);
   });
 
   it('applies every migration once on the embedded database and records it', async () => {

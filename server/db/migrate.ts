@@ -20,14 +20,25 @@ export interface Migration {
   checksum: string;
 }
 
+/** What is missing: the extension's files on the server, or the server loading it at start. */
+export type TimescaleProblem = 'not-installed' | 'not-preloaded';
+
+const getTimescale =
+  'Start the TimescaleDB server that comes with the project with `docker compose up -d db` and point DATABASE_URL at it, ' +
+  'or unset DATABASE_URL to use the embedded TimescaleDB under DATA_DIR.';
+
+export function timescaleProblemMessage(problem: TimescaleProblem): string {
+  return problem === 'not-installed'
+    ? 'TimescaleDB is not installed on this PostgreSQL server (pg_available_extensions has no "timescaledb"), and powerdesk ' +
+        `needs hypertables and continuous aggregates. Install TimescaleDB on the server, or: ${getTimescale}`
+    : 'TimescaleDB is installed but not preloaded: add it to shared_preload_libraries of this PostgreSQL server ' +
+        "(shared_preload_libraries = 'timescaledb' in postgresql.conf, or ALTER SYSTEM SET shared_preload_libraries = 'timescaledb' " +
+        `as a superuser) and restart PostgreSQL. Or: ${getTimescale}`;
+}
+
 export class MissingTimescaleError extends Error {
-  constructor() {
-    super(
-      'This PostgreSQL server has no TimescaleDB extension (pg_available_extensions has no "timescaledb"), ' +
-        'and powerdesk needs hypertables and continuous aggregates. Start the TimescaleDB server that comes with the ' +
-        'project with `docker compose up -d db` and point DATABASE_URL at it, or unset DATABASE_URL to use the embedded ' +
-        'TimescaleDB under DATA_DIR.',
-    );
+  constructor(readonly problem: TimescaleProblem) {
+    super(timescaleProblemMessage(problem));
     this.name = 'MissingTimescaleError';
   }
 }
@@ -48,9 +59,19 @@ export function loadMigrations(dir = defaultMigrationsDir): Migration[] {
   });
 }
 
+/**
+ * Refuses a server without a working TimescaleDB before any migration runs. A server that has the
+ * files but does not preload the library answers CREATE EXTENSION with a FATAL error that ends the
+ * connection, so that case is recognised first: the preloaded loader defines the
+ * timescaledb.disable_load setting, which any user may read (shared_preload_libraries itself is
+ * readable only by superusers). PGlite loads the extension itself: only the availability applies.
+ */
 export async function assertTimescaleAvailable(db: Db): Promise<void> {
-  const rows = await db.query(sql`SELECT 1 AS ok FROM pg_available_extensions WHERE name = 'timescaledb'`);
-  if (rows.length === 0) throw new MissingTimescaleError();
+  const [row] = await db.query<{ available: boolean; preloaded: boolean }>(sql`
+    SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
+           current_setting('timescaledb.disable_load', true) IS NOT NULL AS preloaded`);
+  if (!row?.available) throw new MissingTimescaleError('not-installed');
+  if (db.kind === 'server' && !row.preloaded) throw new MissingTimescaleError('not-preloaded');
 }
 
 export interface MigrateResult {
