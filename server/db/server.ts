@@ -1,7 +1,7 @@
 // Server adapter: postgres.js with a pool, for a TimescaleDB server (DATABASE_URL).
 import postgres from 'postgres';
 import { bulkChunkRows, bulkInsertQuery } from './bulk';
-import { oids, parseDate, parseInt8, parseNumeric, parseTimestamp, parseTimestamptz } from './parse';
+import { oids, parseDate, parseInt8, parseJson, parseNumeric, parseTimestamp, parseTimestamptz, serializeJson } from './parse';
 import { render, type SqlQuery } from './sql';
 import type { BulkColumn, BulkOptions, Db, Queryable, Row } from './types';
 
@@ -39,6 +39,7 @@ export async function openServer(url: string, options: { max?: number } = {}): P
       date: { to: oids.date, from: [oids.date], serialize: passthrough, parse: parseDate },
       timestamptz: { to: oids.timestamptz, from: [oids.timestamptz], serialize: (d: unknown) => (d instanceof Date ? d.toISOString() : String(d)), parse: parseTimestamptz },
       timestamp: { to: oids.timestamp, from: [oids.timestamp], serialize: passthrough, parse: parseTimestamp },
+      json: { to: oids.jsonb, from: [oids.json, oids.jsonb], serialize: serializeJson, parse: parseJson },
     },
   });
   await sqlClient`SELECT 1`; // fail fast with the driver's own message when unreachable

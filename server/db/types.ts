@@ -1,5 +1,8 @@
 // The one small interface every capability uses to reach the database. Two adapters
-// implement it (embedded PGlite, postgres.js); the SQL is the same on both.
+// implement it (embedded PGlite, postgres.js); the SQL is the same on both, and so are values:
+// numeric comes back as an exact decimal string, bigint as a number (refused beyond 2^53), date as
+// 'YYYY-MM-DD', timestamptz as a Date. JSON goes in as JSON text (`${JSON.stringify(v)}::jsonb`,
+// also as elements of a jsonb[] column of bulkInsert) and comes back decoded (server/db/parse.ts).
 import type { SqlQuery } from './sql';
 
 export type Row = Record<string, unknown>;
