@@ -58,6 +58,7 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Db> {
     throw error;
   }
   const base = queryable(pg);
+  const held = new Map<number, Promise<void>>();
   return {
     kind: 'embedded',
     ...base,
@@ -65,6 +66,20 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Db> {
     async execScript(text, options = {}) {
       if (options.transaction === false) await pg.exec(text);
       else await pg.transaction(async (tx) => { await tx.exec(text); });
+    },
+    async exclusive(lock, fn) {
+      let release!: () => void;
+      const mine = new Promise<void>((resolve) => { release = resolve; });
+      const before = held.get(lock) ?? Promise.resolve();
+      const tail = before.then(() => mine);
+      held.set(lock, tail);
+      await before;
+      try {
+        return await fn();
+      } finally {
+        release();
+        if (held.get(lock) === tail) held.delete(lock);
+      }
     },
     async listen(channel, onPayload) {
       const unlisten = await pg.listen(channel, onPayload);

@@ -28,9 +28,10 @@ function queryable(runner: Runner): Queryable {
 
 const passthrough = (x: unknown) => String(x);
 
+/** `max` connections in the pool; at least 2, since exclusive() holds one while its work uses another. */
 export async function openServer(url: string, options: { max?: number } = {}): Promise<Db> {
   const sqlClient = postgres(url, {
-    max: options.max ?? 10,
+    max: Math.max(2, options.max ?? 10),
     onnotice: () => {},
     connection: { TimeZone: 'UTC', application_name: 'powerdesk' },
     types: {
@@ -51,6 +52,13 @@ export async function openServer(url: string, options: { max?: number } = {}): P
     async execScript(text, opts = {}) {
       if (opts.transaction === false) await sqlClient.unsafe(text);
       else await sqlClient.begin((tx) => tx.unsafe(text));
+    },
+    async exclusive(lock, fn) {
+      const held = await sqlClient.begin(async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(${lock}::bigint)`;
+        return { value: await fn() };
+      });
+      return held.value;
     },
     async listen(channel, onPayload) {
       const sub = await sqlClient.listen(channel, onPayload);
