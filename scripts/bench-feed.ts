@@ -1,12 +1,13 @@
-// Feed benchmark: deals/s from the exchange simulator through the gateway into the embedded
-// database, and latency from a deal leaving the simulator to its trades_stored NOTIFY arriving
+// Feed benchmark: deals/s from the exchange simulator through the gateway into a fresh database
+// (embedded, or a new one on the TimescaleDB server of DATABASE_URL), and latency from a deal leaving the simulator to its trades_stored NOTIFY arriving
 // at a LISTEN and at a socket.io-client through the live hub (p50/p99 at a steady rate). Everything runs in this one process and one thread
-// (simulator, gateway, PGlite), so the figures are conservative.
+// (simulator, gateway, and PGlite when embedded), so the figures are conservative.
 // `npm run bench:feed -- [--deals 50000] [--sim-rate 6000] [--rate 1000] [--seconds 10]`
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { openDb, type Db } from '../server/db';
+import type { Db } from '../server/db';
+import { benchDatabase } from './bench-support';
 import { migrate } from '../server/db/migrate';
 import { FeedGateway } from '../server/feed/gateway';
 import { channels } from '../server/live/events';
@@ -171,7 +172,9 @@ async function main() {
     deals: { type: 'string', default: '50000' }, rate: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' },
     'sim-rate': { type: 'string', default: '6000' },
   } });
-  const db = await openDb({}); // embedded, in memory
+  const database = await benchDatabase('feed');
+  process.stdout.write(`database: ${database.label}\n`);
+  const db = await database.open();
   await migrate(db);
   const t = await throughput(db, Number(values.deals));
   process.stdout.write(`throughput, simulator in this process: ${JSON.stringify(t)}\n`);
@@ -180,12 +183,15 @@ async function main() {
   const l = await notifyLatency(db, Number(values.rate), Number(values.seconds));
   process.stdout.write(`latency deal -> trades_stored NOTIFY: ${JSON.stringify(l)}\n`);
   await db.close();
+  await database.drop();
   // Its own database, as deployed: the phases above leave ~100k deals for today, which would make
   // every live PnL report aggregate far more of today's raw rows than a desk produces.
-  const liveDb = await openDb({});
+  const live = await benchDatabase('feed_live');
+  const liveDb = await live.open();
   await migrate(liveDb);
   process.stdout.write(`latency deal -> socket.io-client: ${JSON.stringify(await socketIoLatency(liveDb, Number(values.rate), Number(values.seconds)))}\n`);
   await liveDb.close();
+  await live.drop();
 }
 
 void main().catch((error: Error) => { process.stderr.write(`bench-feed: ${error.stack}\n`); process.exit(1); });

@@ -5,23 +5,11 @@ import { openEmbedded } from '../server/db/embedded';
 import { openServer } from '../server/db/server';
 import { migrate, MissingTimescaleError, timescaleProblemMessage } from '../server/db/migrate';
 import { sql, type Db } from '../server/db';
-
-const serverUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-async function reachServer(): Promise<Db | undefined> {
-  try {
-    return await openServer(serverUrl, { max: 1 });
-  } catch (error) {
-    const message = `PostgreSQL at ${serverUrl} is not reachable (${(error as Error).message}): the postgres.js adapter suite cannot run`;
-    if (process.env.CI) throw new Error(`${message}; CI is set, so this is a failure`);
-    console.warn(`\n!!! SKIPPING: ${message}. Set TEST_DATABASE_URL to a reachable server. !!!\n`);
-    return undefined;
-  }
-}
+import { reachPostgres } from './helpers/databases';
 
 const adapters: [string, () => Promise<Db | undefined>][] = [
   ['embedded PGlite', () => openEmbedded(undefined)],
-  ['postgres.js server', reachServer],
+  ['postgres.js server', () => reachPostgres()],
 ];
 
 describe.each(adapters)('the %s adapter', (_name, open) => {
@@ -89,6 +77,22 @@ describe.each(adapters)('the %s adapter', (_name, open) => {
     expect(rows).toEqual([{ id: 'a', flag: true }, { id: 'b', flag: false }, { id: 'c', flag: true }]);
   });
 
+  run('takes JSON text (or a value) for json and jsonb, in parameters and bulk inserts, and reads it back decoded', async (db) => {
+    await db.query(sql`CREATE TEMP TABLE j (id int PRIMARY KEY, b jsonb, j json)`);
+    const values: [unknown, string][] = [
+      [{ a: 1, s: 'quote " and é', list: [1, 2.5, null], nested: { t: true } }, 'object'],
+      [['x', { y: 2 }], 'array'], [42.5, 'number'], [false, 'boolean'], ['a JSON string', 'string'], [null, 'null'],
+    ];
+    for (const [i, [value]] of values.entries()) {
+      await db.query(sql`INSERT INTO j VALUES (${i}, ${JSON.stringify(value)}::jsonb, ${JSON.stringify(value)}::json)`);
+    }
+    await db.bulkInsert('j', [{ name: 'id', type: 'int' }, { name: 'b', type: 'jsonb' }, { name: 'j', type: 'json' }], values.map(([value], i) => [100 + i, JSON.stringify(value), JSON.stringify(value)]));
+    await db.query(sql`INSERT INTO j VALUES (200, ${{ passed: 'as a value' }}::jsonb, NULL)`);
+    const rows = await db.query<{ id: number; b: unknown; j: unknown; t: string }>(sql`SELECT id, b, j, jsonb_typeof(b) AS t FROM j ORDER BY id`);
+    const expected = values.map(([value, type], i) => ({ id: i, b: value, j: value, t: type }));
+    expect(rows).toEqual([...expected, ...expected.map((r) => ({ ...r, id: r.id + 100 })), { id: 200, b: { passed: 'as a value' }, j: null, t: 'object' }]);
+  });
+
   run('delivers a NOTIFY to a listener, and stops after unlisten', async (db) => {
     const got: string[] = [];
     let arrived!: () => void;
@@ -106,7 +110,7 @@ describe.each(adapters)('the %s adapter', (_name, open) => {
 
 describe('migrations', () => {
   it('refuses a PostgreSQL server without a working TimescaleDB and says why and how to fix it', async (ctx) => {
-    const db = await reachServer();
+    const db = await reachPostgres();
     if (!db) return ctx.skip();
     try {
       // This server's real state decides which refusal is due: CI's has the TimescaleDB files but

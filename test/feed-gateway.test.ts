@@ -45,7 +45,7 @@ const json = async (r: Promise<Response>): Promise<any> => (await r).json();
 /** The real test database with its transactions routed through `transaction` (slow or failing). */
 function withTransaction(transaction: Db['transaction']): Db {
   const db = server.deps.db;
-  return { kind: db.kind, query: db.query.bind(db), bulkInsert: db.bulkInsert.bind(db), execScript: db.execScript.bind(db), listen: db.listen.bind(db), notify: db.notify.bind(db), close: async () => {}, transaction };
+  return { kind: db.kind, query: db.query.bind(db), bulkInsert: db.bulkInsert.bind(db), execScript: db.execScript.bind(db), exclusive: db.exclusive.bind(db), listen: db.listen.bind(db), notify: db.notify.bind(db), close: async () => {}, transaction };
 }
 
 const done = (g: FeedGateway) => g.counts.stored + g.counts.duplicates + g.counts.conflicts + g.counts.dead_lettered;

@@ -1,0 +1,15 @@
+// Keys of the advisory locks that keep work of several processes on one database from
+// overlapping. One number space per database: every key the project takes is here.
+
+export const locks = {
+  /** Held per migration file inside its transaction (also by earlier versions). */
+  migrationFile: 7243100,
+  /** A whole migration run: creating schema_migrations, deciding what is pending, applying it. */
+  migrations: 7243101,
+  /** Every refresh of pnl_hourly: TimescaleDB refuses overlapping refreshes instead of waiting. */
+  pnlRefresh: 7243102,
+  /** Changing a hypertable's chunk interval: concurrent catalog updates fail ("tuple concurrently updated"). */
+  chunkInterval: 7243103,
+  /** Creating the first admin of an empty users table. */
+  firstAdmin: 7243104,
+} as const;
