@@ -2,38 +2,31 @@
 // (TEST_TIMESCALE_URL), through the real app on the postgres.js adapter: the migrations (the
 // partial index of sql/0071 needs an immutable time_bucket), the products of the PnL report and
 // the real-hour meter buckets are the same SQL there as on the embedded database.
-import { randomUUID } from 'node:crypto';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../server/auth/users';
 import { sql } from '../server/db';
 import type { PnlReport } from '../server/live/events';
 import { hoursOfDay } from '../server/time/market-time';
+import { freshTimescaleDatabase } from './helpers/databases';
 import { basic, startTestServer, trade, type TestServer } from './helpers/server';
 
-const url = process.env.TEST_TIMESCALE_URL;
-if (!url) console.warn('\n!!! SKIPPING test/timescale-server.test.ts: TEST_TIMESCALE_URL is not set (a TimescaleDB server, e.g. postgres://postgres@127.0.0.1:5433/ts_products) !!!\n');
-
-describe.skipIf(!url)('on a TimescaleDB server', () => {
-  const name = `products_${randomUUID().slice(0, 8)}`;
-  let admin: postgres.Sql;
-  let server: TestServer;
+describe('on a TimescaleDB server', () => {
+  let database: Awaited<ReturnType<typeof freshTimescaleDatabase>>;
+  let server: TestServer | undefined;
 
   beforeAll(async () => {
-    admin = postgres(url!, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`CREATE DATABASE ${name}`);
-    const target = new URL(url!);
-    target.pathname = `/${name}`;
-    server = await startTestServer({ env: { DATABASE_URL: target.toString() } });
+    database = await freshTimescaleDatabase('products', 'delivery products and meter hours on a TimescaleDB server');
+    if (!database) return;
+    server = await startTestServer({ env: { DATABASE_URL: database!.url } });
     await addUser(server.deps.db, { username: 'ts-service', password: 'ts-service-password', role: 'service' });
   });
   afterAll(async () => {
     await server?.close();
-    await admin?.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin?.end();
+    await database?.drop();
   });
 
-  it('does round-trip quarter hours and the second 02:00 hour, and list them under their hours in the report', async () => {
+  it('does round-trip quarter hours and the second 02:00 hour, and list them under their hours in the report', async (ctx) => {
+    if (!server) return ctx.skip();
     expect(server.deps.db.kind).toBe('server');
     const trades = [
       trade({ id: 'ts-h', trader_id: 'ts_t', delivery_day: '2023-10-29', delivery_hour: 2, direction: 'buy', quantity: 1, price: 3000 }),
@@ -56,7 +49,8 @@ describe.skipIf(!url)('on a TimescaleDB server', () => {
     expect(flag!.late).toBe(false);
   });
 
-  it('does bucket the NZ autumn day into 25 real hours with their offsets', async () => {
+  it('does bucket the NZ autumn day into 25 real hours with their offsets', async (ctx) => {
+    if (!server) return ctx.skip();
     const auth = basic('ts-service', 'ts-service-password');
     const run = await (await server.request('/v1/algorithm-runs', { method: 'POST', json: { algorithm: 'm', version: '1', params: {}, input_from: '2018-04-01', input_to: '2018-04-02' }, auth })).json() as { id: number };
     const slots = hoursOfDay('2018-04-01', 'Pacific/Auckland');
