@@ -73,6 +73,15 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Db> {
     async notify(channel, payload) {
       await pg.query('SELECT pg_notify($1, $2)', [channel, payload]);
     },
+    // One connection, in this process: the lock lives exactly as long as the process.
+    async advisoryLock(namespace, key) {
+      const { rows } = await pg.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int4, $2::int4) AS ok', [namespace, key]);
+      if (!rows[0]?.ok) return null;
+      return {
+        renew: async () => true,
+        async release() { await pg.query('SELECT pg_advisory_unlock($1::int4, $2::int4)', [namespace, key]).catch(() => {}); },
+      };
+    },
     async close() {
       try { await pg.close(); } finally { releaseLock(); }
     },

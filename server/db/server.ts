@@ -58,6 +58,30 @@ export async function openServer(url: string, options: { max?: number } = {}): P
     async notify(channel, payload) {
       await sqlClient`SELECT pg_notify(${channel}, ${payload})`;
     },
+    async advisoryLock(namespace, key) {
+      let conn = await sqlClient.reserve();
+      const take = async () => ((await conn`SELECT pg_try_advisory_lock(${namespace}::int4, ${key}::int4) AS ok`)[0] as { ok: boolean }).ok;
+      if (!(await take())) {
+        conn.release();
+        return null;
+      }
+      return {
+        async renew() {
+          try {
+            const [held] = await conn`SELECT count(*)::int4 AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = ${namespace}::int4::oid AND objid = ${key}::int4::oid AND objsubid = 2`;
+            if ((held as { n: number }).n > 0) return true;
+          } catch { // the connection was lost, and the lock with it
+            conn.release();
+            conn = await sqlClient.reserve();
+          }
+          return take();
+        },
+        async release() {
+          await conn`SELECT pg_advisory_unlock(${namespace}::int4, ${key}::int4)`.catch(() => {});
+          conn.release();
+        },
+      };
+    },
     async close() {
       await sqlClient.end({ timeout: 5 });
     },
