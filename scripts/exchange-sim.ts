@@ -95,8 +95,8 @@ export interface ExchangeSim extends EventEmitter {
   sendDeal(overrides?: Partial<SimDeal>, key?: 'deal_confirmation' | 'trade_confirmation'): SimDeal;
   /** Recalls a deal (any id, even one never sent). */
   sendRecall(id: string, reason?: string): void;
-  /** Sends any frame (object -> JSON with the next seq in version 2; a string as is, unnumbered). */
-  send(frame: unknown): void;
+  /** Sends any frame (object -> JSON with the next seq in version 2, `cut` short to broken JSON; a string as is, unnumbered). */
+  send(frame: unknown, options?: { cut?: boolean }): void;
   dropConnections(): void;
   /** false: stop answering pings while keeping the connection open (a dead link). */
   answerPings(on: boolean): void;
@@ -278,9 +278,9 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
       message({ deal_recall: { id, reason } });
       emitter.emit('recall', id);
     },
-    send(frame: unknown) {
+    send(frame: unknown, opts: { cut?: boolean } = {}) {
       if (typeof frame === 'string') broadcast(frame);
-      else message(frame as Record<string, unknown>);
+      else message(frame as Record<string, unknown>, opts.cut);
     },
     dropConnections() {
       for (const client of wss?.clients ?? []) client.terminate();

@@ -1,6 +1,6 @@
 // The live hub: the only code that talks to Socket.IO. It authenticates sockets like the REST
 // API, keeps rooms per user and per trader+day, and turns the database's NOTIFY events
-// (trades_stored, feed_status) into `deal`, `pnl` and `feed` pushes. Every server process runs
+// (trades_stored, feed_status) into `deal`, `recall`, `pnl` and `feed` pushes. Every server process runs
 // one hub and hears every NOTIFY, so a deal stored by any process reaches clients of all.
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
@@ -179,6 +179,14 @@ export class LiveHub {
     }
     for (const hour of event.touched ?? []) {
       if (this.wanted(traderRoom(hour.trader_id, hour.delivery_day))) this.queue.push(hour);
+    }
+    // A recalled deal: struck through on the tape, and its hour's PnL without it.
+    for (const trade of event.recalled ?? []) {
+      const room = traderRoom(trade.trader_id, trade.delivery_day);
+      if (!this.wanted(room)) continue;
+      this.io.to(room).emit('recall', trade);
+      this.events.inc({ event: 'recall' });
+      this.queue.push(trade);
     }
     if (this.queue.length && !this.flushScheduled) {
       this.flushScheduled = true;

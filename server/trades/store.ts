@@ -195,22 +195,26 @@ export interface TradeFilter {
   delivery_day?: string;
 }
 
+/** A listed trade; a recalled one carries when and why. */
+export type ListedTrade = TradeRow & { recalled_at: Date | null; recall_reason: string | null };
+
 /**
  * Trades in delivery order, read in keyset pages so that "all trades" never holds the whole
- * table in memory at once.
+ * table in memory at once. Recalled trades are listed too, marked.
  */
-export async function* listTrades(db: Db, filter: TradeFilter, tz: string, pageSize = 5000): AsyncGenerator<TradeRow[]> {
+export async function* listTrades(db: Db, filter: TradeFilter, tz: string, pageSize = 5000): AsyncGenerator<ListedTrade[]> {
   const bounds = filter.delivery_day ? dayBounds(filter.delivery_day, tz) : undefined;
   let after: { start: Date; id: string } | undefined;
   for (;;) {
     const conditions = [sql`TRUE`];
-    if (filter.trader_id !== undefined) conditions.push(sql`trader_id = ${filter.trader_id}`);
-    if (bounds) conditions.push(sql`delivery_start >= ${bounds.start} AND delivery_start < ${bounds.end}`);
-    if (after) conditions.push(sql`(delivery_start, id) > (${after.start}::timestamptz, ${after.id})`);
-    const page = await db.query<TradeRow>(sql`
-      SELECT id, trader_id, direction, price, quantity, delivery_day, delivery_start, delivery_end, execution_time
-      FROM trades WHERE ${sql.join(conditions, sql` AND `)}
-      ORDER BY delivery_start, id LIMIT ${pageSize}`);
+    if (filter.trader_id !== undefined) conditions.push(sql`t.trader_id = ${filter.trader_id}`);
+    if (bounds) conditions.push(sql`t.delivery_start >= ${bounds.start} AND t.delivery_start < ${bounds.end}`);
+    if (after) conditions.push(sql`(t.delivery_start, t.id) > (${after.start}::timestamptz, ${after.id})`);
+    const page = await db.query<ListedTrade>(sql`
+      SELECT t.id, t.trader_id, t.direction, t.price, t.quantity, t.delivery_day, t.delivery_start, t.delivery_end, t.execution_time, t.recalled_at, r.reason AS recall_reason
+      FROM trades t LEFT JOIN deal_recalls r ON t.recalled_at IS NOT NULL AND r.id = t.id
+      WHERE ${sql.join(conditions, sql` AND `)}
+      ORDER BY t.delivery_start, t.id LIMIT ${pageSize}`);
     if (page.length) yield page;
     if (page.length < pageSize) return;
     const last = page[page.length - 1]!;
