@@ -93,6 +93,8 @@ export interface ExchangeSim extends EventEmitter {
   makeDeal(overrides?: Partial<SimDeal>): SimDeal;
   /** Sends a deal confirmation to every client and returns it. */
   sendDeal(overrides?: Partial<SimDeal>, key?: 'deal_confirmation' | 'trade_confirmation'): SimDeal;
+  /** One message as the generated traffic makes them (a deal, maybe repeated, maybe malformed, maybe followed by a recall). */
+  generate(): void;
   /** Recalls a deal (any id, even one never sent). */
   sendRecall(id: string, reason?: string): void;
   /** Sends any frame (object -> JSON with the next seq in version 2, `cut` short to broken JSON; a string as is, unnumbered). */
@@ -273,6 +275,7 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
       emitter.emit('deal', deal);
       return deal;
     },
+    generate: () => generated(),
     sendRecall(id: string, reason = 'mistrade') {
       if (!sim.recalls.has(id)) sim.recalls.set(id, reason);
       message({ deal_recall: { id, reason } });

@@ -1,0 +1,54 @@
+// The real server as its own process (`node --import tsx server/main.ts`), for tests that kill it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { adminAuth } from './server';
+
+export interface ServerProcess {
+  child: ChildProcess;
+  url: string;
+  exited: Promise<number | null>;
+  /** Its log lines so far (JSON). */
+  log: string[];
+  request(path: string): Promise<Response>;
+  /** kill -9. */
+  kill(): Promise<void>;
+  /** SIGTERM, and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts the server and resolves once it listens; rejects with its last log lines if it exits first. */
+export async function startServerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+    cwd: process.cwd(),
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ADMIN_USER: 'admin', ADMIN_PASSWORD: 'admin-password', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not listen within ${timeoutMs} ms:\n${log.slice(-20).join('\n')}`)), timeoutMs);
+    for (const stream of [child.stdout!, child.stderr!]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        log.push(line);
+        if (log.length > 2000) log.splice(0, 1000);
+        try {
+          const entry = JSON.parse(line) as { msg?: string; url?: string };
+          if (entry.msg === 'listening' && entry.url) { clearTimeout(timer); resolve(entry.url.replace('localhost', '127.0.0.1')); }
+        } catch { /* not a log line */ }
+      });
+    }
+    void exited.then((code) => { clearTimeout(timer); reject(new Error(`server exited with ${code} before listening:\n${log.slice(-20).join('\n')}`)); });
+  });
+  return {
+    child, url, exited, log,
+    request: (path) => fetch(`${url}${path}`, { headers: { authorization: adminAuth } }),
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
