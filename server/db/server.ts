@@ -43,6 +43,16 @@ export async function openServer(url: string, options: { max?: number } = {}): P
   });
   await sqlClient`SELECT 1`; // fail fast with the driver's own message when unreachable
   const base = queryable(sqlClient);
+  // Connections held for advisory locks: given back on close, or end() would wait for them.
+  const reserved = new Set<postgres.ReservedSql>();
+  const reserve = async () => {
+    const conn = await sqlClient.reserve();
+    reserved.add(conn);
+    return conn;
+  };
+  const giveBack = (conn: postgres.ReservedSql) => {
+    if (reserved.delete(conn)) conn.release();
+  };
   return {
     kind: 'server',
     ...base,
@@ -59,10 +69,10 @@ export async function openServer(url: string, options: { max?: number } = {}): P
       await sqlClient`SELECT pg_notify(${channel}, ${payload})`;
     },
     async advisoryLock(namespace, key) {
-      let conn = await sqlClient.reserve();
+      let conn = await reserve();
       const take = async () => ((await conn`SELECT pg_try_advisory_lock(${namespace}::int4, ${key}::int4) AS ok`)[0] as { ok: boolean }).ok;
       if (!(await take())) {
-        conn.release();
+        giveBack(conn);
         return null;
       }
       return {
@@ -71,18 +81,19 @@ export async function openServer(url: string, options: { max?: number } = {}): P
             const [held] = await conn`SELECT count(*)::int4 AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = ${namespace}::int4::oid AND objid = ${key}::int4::oid AND objsubid = 2`;
             if ((held as { n: number }).n > 0) return true;
           } catch { // the connection was lost, and the lock with it
-            conn.release();
-            conn = await sqlClient.reserve();
+            giveBack(conn);
+            conn = await reserve();
           }
           return take();
         },
         async release() {
           await conn`SELECT pg_advisory_unlock(${namespace}::int4, ${key}::int4)`.catch(() => {});
-          conn.release();
+          giveBack(conn);
         },
       };
     },
     async close() {
+      for (const conn of [...reserved]) giveBack(conn);
       await sqlClient.end({ timeout: 5 });
     },
   };
