@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { WebSocketServer, WebSocket } from 'ws';
@@ -143,6 +144,7 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
         lastSeq = entry.seq;
       }
     }
+    fs.mkdirSync(path.dirname(options.journalFile), { recursive: true });
     journalOut = fs.createWriteStream(options.journalFile, { flags: 'a' });
   }
 

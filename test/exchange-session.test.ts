@@ -3,6 +3,9 @@
 // gateways, a restarted numbering, lost gaps, handlers of other kinds, send(); deal recalls
 // through to the report, the trades list and the live client. Real simulator, real gateway, real
 // embedded database and the real HTTP app and Socket.IO.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { io as connect, type Socket } from 'socket.io-client';
 import { startExchangeSim, type ExchangeSim, type ExchangeSimOptions } from '../scripts/exchange-sim';
@@ -228,6 +231,25 @@ describe('exchange session (protocol version 2)', () => {
     const reports = await db.query<{ seq: number; body: unknown }>(sql`SELECT seq, body FROM test_reports WHERE member = ${member}`);
     expect(reports).toEqual([{ seq: 2, body: { order_id: 'o-7', status: 'filled' } }]); // the failed attempt left nothing
     expect((await storedIds(prefixOf(s))).size).toBe(2);
+  });
+
+  it('gets what was sent while it was away when the simulator restarted with its journal file', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'pd-journal-'));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const journalFile = path.join(dir, 'journal.ndjson');
+    const first = await startExchangeSim({ idPrefix: `j${member}`, journalFile });
+    const sent = Array.from({ length: 25 }, () => first.sendDeal({ trader_id: 'xs_journal' }).id);
+    const port = first.port;
+    await first.close(); // nobody ever received these
+    const second = await sim({ port, journalFile });
+    expect(second.journal.map((e) => e.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    const g = await gateway(second.url);
+    await connected(g);
+    await until(async () => (await sessionRow()).committed_seq === 25, 'the journal replayed and committed');
+    const stored = await storedIds(`j${member}`);
+    expect([...stored.keys()].sort()).toEqual([...sent].sort());
+    second.sendDeal({ trader_id: 'xs_journal' });
+    await until(async () => (await sessionRow()).committed_seq === 26, 'numbering goes on from the journal');
   });
 
   it('resolves send once written to the open socket and rejects it when the exchange is not connected', async () => {

@@ -65,7 +65,7 @@ export interface GatewayOptions {
 
 export type FeedCounts = FeedStatus['counts'];
 
-const feedMetrics: WeakMap<MetricsRegistry, { messages: Counter; connected: Counter }> = new WeakMap();
+const feedMetrics: WeakMap<MetricsRegistry, { messages: Counter; connected: Counter; committed: Counter }> = new WeakMap();
 
 const RecallBody = z.strictObject({
   id: identifier('exchange deal id'),
@@ -103,6 +103,7 @@ export class FeedGateway extends EventEmitter {
   private readonly messages?: Counter;
   private readonly metrics?: MetricsRegistry;
   private readonly connectedGauge?: Counter;
+  private readonly committedGauge?: Counter;
   private closing = false;
   private beatTimer?: NodeJS.Timeout;
   private records: Promise<void> = Promise.resolve();
@@ -143,8 +144,9 @@ export class FeedGateway extends EventEmitter {
     });
     this.session.on('up', () => this.onUp());
     this.session.on('down', (reason) => this.onDown(reason));
-    this.session.on('committed', () => {
-      this.counts.ignored = this.session.state.ignored;
+    this.session.on('committed', ({ committed }) => {
+      this.counts.ignored = this.ignoredBefore + this.session.state.ignored;
+      this.committedGauge?.set({ member: this.member }, committed);
       void this.saveCounts().catch((error: Error) => this.log.warn('could not save feed counters', { error: error.message }));
       this.scheduleStatus();
     });
@@ -154,11 +156,13 @@ export class FeedGateway extends EventEmitter {
         m = {
           messages: options.metrics.register(new Counter('powerdesk_feed_messages_total', 'Exchange feed messages by outcome (stored, duplicate, conflict, dead_letter, recall)')),
           connected: options.metrics.register(new Counter('powerdesk_feed_connected', 'Whether this process\'s gateway is connected to the exchange (1) or not (0)', 'gauge')),
+          committed: options.metrics.register(new Counter('powerdesk_exchange_committed_seq', 'Highest contiguous exchange seq committed, per member', 'gauge')),
         };
         feedMetrics.set(options.metrics, m);
       }
       this.messages = m.messages;
       this.connectedGauge = m.connected;
+      this.committedGauge = m.committed;
       this.metrics = options.metrics;
     }
     this.on('error', () => {}); // an EventEmitter 'error' without a listener would throw
@@ -192,6 +196,7 @@ export class FeedGateway extends EventEmitter {
       if (existing) { // a restart under the same id carries on counting
         const { last_message_at, ...counts } = existing;
         Object.assign(this.counts, counts);
+        this.ignoredBefore = counts.ignored;
         this.lastMessageAt = last_message_at;
       }
       // Intervals left open by gateways that died (killed, crashed) end at their last beat.
@@ -214,6 +219,8 @@ export class FeedGateway extends EventEmitter {
   }
 
   private lockKey = 0;
+  /** Ignored frames counted by earlier runs under this id. */
+  private ignoredBefore = 0;
 
   private async takeLivenessLock(): Promise<HeldLock | undefined> {
     for (let attempt = 0; attempt < 10; attempt++) {
