@@ -1,15 +1,16 @@
-// Feed benchmark: deals/s from the exchange simulator through the gateway into the embedded
-// database, and latency from a deal leaving the simulator to its trades_stored NOTIFY arriving
+// Feed benchmark: deals/s from the exchange simulator through the gateway into a fresh database
+// (embedded, or a new one on the TimescaleDB server of DATABASE_URL), and latency from a deal leaving the simulator to its trades_stored NOTIFY arriving
 // at a LISTEN and at a socket.io-client through the live hub (p50/p99 at a steady rate). The
 // throughput and socket.io figures are measured for the session protocol version 2 (seq
 // committed with every batch) over the websocket and over RabbitMQ, and for version 1 frames
 // (no seq) in the same run, as the base of the ratios. Everything runs in this one process and
-// one thread (simulator, gateway, PGlite), so the figures are conservative.
+// one thread (simulator, gateway, and PGlite when embedded), so the figures are conservative.
 // `npm run bench:feed -- [--deals 50000] [--sim-rate 6000] [--rate 1000] [--seconds 10] [--amqp-url amqp://guest:guest@127.0.0.1:5672]`
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { openDb, type Db } from '../server/db';
+import type { Db } from '../server/db';
+import { benchDatabase } from './bench-support';
 import { migrate } from '../server/db/migrate';
 import { FeedGateway } from '../server/feed/gateway';
 import { channels } from '../server/live/events';
@@ -73,11 +74,16 @@ function links(amqpUrl: string): Link[] {
   ];
 }
 
-async function freshDb(): Promise<Db> {
-  const db = await openDb({}); // embedded, in memory
+/** A fresh database (embedded, or a new one on DATABASE_URL's server), dropped again by done(). */
+async function freshDb(name: string): Promise<{ db: Db; done(): Promise<void> }> {
+  const database = await benchDatabase(name);
+  if (!printedDatabase) process.stdout.write(`database: ${database.label}\n`);
+  printedDatabase = true;
+  const db = await database.open();
   await migrate(db);
-  return db;
+  return { db, async done() { await db.close(); await database.drop(); } };
 }
+let printedDatabase = false;
 
 /** Sustained ingestion: N deals pushed as fast as the simulator can, until all are stored. */
 async function throughput(db: Db, deals: number, link: Link) {
@@ -221,16 +227,16 @@ async function main() {
   for (const link of links(values['amqp-url'])) {
     try {
       // Each its own database: the same starting point for every link.
-      const db = await freshDb();
-      const t = await throughput(db, Number(values.deals), link);
+      const fresh = await freshDb('feed');
+      const t = await throughput(fresh.db, Number(values.deals), link);
       process.stdout.write(`${link.name}: throughput, simulator in this process: ${JSON.stringify(t)}\n`);
-      await db.close();
+      await fresh.done();
       // Its own database again, as deployed: a table already holding this run's ~50k deals for today
       // would make every live PnL report aggregate far more raw rows than a desk produces.
-      const liveDb = await freshDb();
-      const l = await socketIoLatency(liveDb, Number(values.rate), Number(values.seconds), link);
+      const live = await freshDb('feed_live');
+      const l = await socketIoLatency(live.db, Number(values.rate), Number(values.seconds), link);
       process.stdout.write(`${link.name}: latency deal -> socket.io-client: ${JSON.stringify(l)}\n`);
-      await liveDb.close();
+      await live.done();
       results.push({ link: link.name, stored_per_s: t.stored_per_s, p50_ms: l.p50_ms, p99_ms: l.p99_ms });
     } finally {
       await link.cleanup();
@@ -240,12 +246,12 @@ async function main() {
   for (const r of results.slice(1)) {
     process.stdout.write(`${r.link} vs ${base.link}: throughput x${(r.stored_per_s / base.stored_per_s).toFixed(2)}, socket.io p50 x${(r.p50_ms / base.p50_ms).toFixed(2)}, p99 x${(r.p99_ms / base.p99_ms).toFixed(2)}\n`);
   }
-  const db = await freshDb();
+  const { db, done } = await freshDb('feed');
   const sep = await throughputSeparateSim(db, Number(values['sim-rate']), Number(values.seconds));
   process.stdout.write(`throughput, v2 websocket, simulator as its own process: ${JSON.stringify(sep)}\n`);
   const n = await notifyLatency(db, Number(values.rate), Number(values.seconds));
   process.stdout.write(`latency deal -> trades_stored NOTIFY (v2 websocket): ${JSON.stringify(n)}\n`);
-  await db.close();
+  await done();
 }
 
 void main().catch((error: Error) => { process.stderr.write(`bench-feed: ${error.stack}\n`); process.exit(1); });

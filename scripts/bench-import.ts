@@ -1,6 +1,7 @@
 // `npm run bench:import [-- --rows 1000000 --compare 200000]`: generated nightly files imported
 // end to end: the importer as its own process (`scripts/importer.ts`) uploading through the REST
-// API of a server on the embedded TimescaleDB (this process). Prints rows/s and the importer's
+// API of a server in this process on a fresh database (embedded, or a new one on the TimescaleDB
+// server of DATABASE_URL). Prints rows/s and the importer's
 // peak memory (VmHWM) per file size, to show it stays flat as the file grows.
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -12,6 +13,7 @@ import { loadConfig } from '../server/config';
 import { createLogger } from '../server/log';
 import { getReconciliations, listImports, type ImportRecord } from '../server/importer/store';
 import { start } from '../server/main';
+import { benchDatabase } from './bench-support';
 
 const args = process.argv.slice(2);
 const arg = (name: string, fallback: number) => {
@@ -51,11 +53,12 @@ async function peakRss(pid: number): Promise<number | undefined> {
 }
 
 const root = await mkdtemp(path.join(os.tmpdir(), 'powerdesk-bench-import-'));
-const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: path.join(root, 'data'), ADMIN_USER: 'admin', ADMIN_PASSWORD: 'admin-password', LOG_LEVEL: 'warn' });
+const database = await benchDatabase('import');
+const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', ...database.env, ADMIN_USER: 'admin', ADMIN_PASSWORD: 'admin-password', LOG_LEVEL: 'warn' });
 const server = await start(config, { log: createLogger('warn') });
 await addUser(server.deps.db, { username: 'bench-importer', password: 'bench-importer-pw', role: 'service' });
 const mb = (n: number) => `${Math.round(n / 1024 / 1024)} MB`;
-console.log(`server on the embedded database at ${server.url}; batches of ${batch}, ${parallel} in parallel; ${os.cpus().length} cores`);
+console.log(`server at ${server.url} on ${database.label}; batches of ${batch}, ${parallel} in parallel; ${os.cpus().length} cores`);
 
 const children: import('node:child_process').ChildProcess[] = [];
 try {
@@ -116,4 +119,5 @@ try {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   await server.close();
   await rm(root, { recursive: true, force: true });
+  await database.drop();
 }

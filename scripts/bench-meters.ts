@@ -1,4 +1,5 @@
-// Meter benchmark on the embedded database: npm run bench:meters [-- --rows 10000000] [--quick]
+// Meter benchmark on a fresh database (embedded, or a new one on the TimescaleDB server of
+// DATABASE_URL): npm run bench:meters [-- --rows 10000000] [--quick]
 // Generates readings (14 days, NZ time), bulk-loads them, then measures through the real HTTP
 // API: one ICP x 14 days raw pull (p50/p99), NDJSON export rate, aggregated endpoints (p50),
 // aggregate refresh and compression; and estimates the full 200M-row batch from those figures.
@@ -8,7 +9,8 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../server/config';
-import { openDb, sql } from '../server/db';
+import { sql } from '../server/db';
+import { benchDatabase } from './bench-support';
 import { createLogger } from '../server/log';
 import { start } from '../server/main';
 import { loadReadingsBatched } from '../server/meters/bulk-load';
@@ -33,7 +35,9 @@ const cpuSeconds = (since: NodeJS.CpuUsage) => { const u = process.cpuUsage(sinc
 log(`generating ${icps} ICPs x ${days} days into ${csv}`);
 execFileSync(process.execPath, ['--import', 'tsx', 'scripts/gen-readings.ts', '--icps', String(icps), '--days', String(days), '--out', csv, '--solar', String(solar)], { stdio: ['ignore', 'ignore', 'inherit'] });
 
-const db = await openDb({ dataDir: path.join(dir, 'db') });
+const database = await benchDatabase('meters');
+console.log(`database: ${database.label}`);
+const db = await database.open();
 const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', ADMIN_USER: 'bench', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'warn' });
 const server = await start(config, { db, log: createLogger('warn') });
 const auth = `Basic ${Buffer.from('bench:bench-password').toString('base64')}`;
@@ -177,6 +181,6 @@ try {
 } finally {
   await server.close();
   await db.close();
-  if (!values.keep) fs.rmSync(dir, { recursive: true, force: true });
+  if (!values.keep) { fs.rmSync(dir, { recursive: true, force: true }); await database.drop(); }
   else log(`kept ${dir}`);
 }

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { io } from 'socket.io-client';
 import { loadConfig } from '../server/config';
 import { openEmbedded } from '../server/db/embedded';
+import { benchDatabase } from './bench-support';
 import type { PnlUpdate } from '../server/live/events';
 import { sql } from '../server/db';
 import { createLogger } from '../server/log';
@@ -62,9 +63,11 @@ const dayList = Array.from({ length: days }, (_, i) => new Date(firstDay + i * 8
 const slotsByDay = dayList.map((d) => hoursOfDay(d, tz));
 
 async function main() {
-  fs.mkdirSync(dir, { recursive: true });
-  console.log(`embedded database under ${dir}`);
-  const db = await openEmbedded(dir);
+  // --dir reuses an embedded database loaded by an earlier run; otherwise a fresh one on either engine.
+  const database = values.dir || !process.env.DATABASE_URL ? undefined : await benchDatabase('reports');
+  if (!database) fs.mkdirSync(dir, { recursive: true });
+  console.log(database ? `database: ${database.label}` : `database: embedded TimescaleDB (PGlite, in this process) under ${dir}`);
+  const db = database ? await database.open() : await openEmbedded(dir);
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', ADMIN_USER: user.name, ADMIN_PASSWORD: user.password, LOG_LEVEL: 'warn', DATA_DIR: dir });
   const server = await start(config, { db, log: createLogger('warn') });
   const freshness = server.deps.pnlFreshness!;
@@ -193,6 +196,7 @@ async function main() {
   await server.close();
   await db.close();
   if (!values.keep && !values.dir) fs.rmSync(dir, { recursive: true, force: true });
+  if (database && !values.keep) await database.drop();
   console.log('\nsummary');
   for (const r of results) console.log(`  ${r}`);
 }

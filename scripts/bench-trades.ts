@@ -1,10 +1,12 @@
 // npm run bench:trades -- [--batches 20] [--singles 4000] [--concurrency 16]
-// Trades/s through POST /v1/trades/batch and through single POST /v1/trades, embedded database,
-// in two cases: deliveries from today on (what traders trade: real-time aggregation, nothing to
-// refresh) and deliveries in the past (a backfill: every commit refreshes the PnL hours it touched
-// in the already materialised aggregate).
+// Trades/s through POST /v1/trades/batch and through single POST /v1/trades, on the embedded
+// database or (DATABASE_URL) a new database on that TimescaleDB server, in two cases: deliveries
+// from today on (what traders trade: real-time aggregation, nothing to refresh) and deliveries in
+// the past (a backfill: history of those days is stored and materialised by a server start first,
+// so every commit refreshes the PnL hours it touched before it is answered).
+import { sql } from '../server/db';
 import { parseCli } from './cli';
-import { report, startBenchServer } from './bench-support';
+import { benchDatabase, report, startBenchServer, type BenchServer } from './bench-support';
 
 const { values } = parseCli(process.argv.slice(2), {
   batches: { type: 'string', default: '20' },
@@ -27,8 +29,10 @@ function makeTrade() {
   };
 }
 
-async function run(server: Awaited<ReturnType<typeof startBenchServer>>) {
-  const headers = { authorization: server.auth, 'content-type': 'application/json' };
+const headersOf = (server: BenchServer) => ({ authorization: server.auth, 'content-type': 'application/json' });
+
+async function run(server: BenchServer) {
+  const headers = headersOf(server);
   // Warm-up: JIT, the first chunks of the hypertable, the credential cache.
   await fetch(`${server.url}/v1/trades/batch`, { method: 'POST', headers, body: JSON.stringify(Array.from({ length: 2000 }, makeTrade)) });
 
@@ -57,18 +61,49 @@ async function run(server: Awaited<ReturnType<typeof startBenchServer>>) {
   return { stored, batchRate: stored / batchSeconds, ok, singleRate: ok / ((performance.now() - t1) / 1000) };
 }
 
-const figures: Record<string, string | number> = {};
-for (const [name, start] of [['deliveries from today on', Date.now()], ['deliveries in 2024 (backfill)', Date.UTC(2024, 0, 1)]] as const) {
-  firstDay = start;
-  const server = await startBenchServer();
+/** End of the materialised range and whether every trade below it is in the materialised rows. */
+async function materialised(database: Awaited<ReturnType<typeof benchDatabase>>) {
+  const db = await database.open();
   try {
+    const [row] = await db.query<{ watermark: Date | null; materialised: number; trades: number }>(sql`
+      WITH w AS (SELECT _timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark(mat_hypertable_id)) AS at
+                 FROM _timescaledb_catalog.continuous_agg WHERE user_view_name = 'pnl_hourly')
+      SELECT (SELECT at FROM w) AS watermark,
+             (SELECT coalesce(sum(trades), 0)::int FROM pnl_hourly WHERE bucket < (SELECT at FROM w)) AS materialised,
+             (SELECT count(*)::int FROM trades WHERE delivery_start < (SELECT at FROM w)) AS trades`);
+    return row!;
+  } finally {
+    await db.close();
+  }
+}
+
+const figures: Record<string, string | number> = {};
+let engine = '';
+for (const [name, start, backfill] of [['deliveries from today on', Date.now(), false], ['deliveries in 2024 (backfill)', Date.UTC(2024, 0, 1), true]] as const) {
+  firstDay = start;
+  const database = await benchDatabase('trades');
+  engine = database.label;
+  try {
+    if (backfill) {
+      // History of the same 30 days, materialised by the start of a server on it.
+      const first = await startBenchServer({}, undefined, database);
+      await fetch(`${first.url}/v1/trades/batch`, { method: 'POST', headers: headersOf(first), body: JSON.stringify(Array.from({ length: 5000 }, makeTrade)) });
+      await first.stop();
+    }
+    const server = await startBenchServer({}, undefined, database);
     const r = await run(server);
+    await server.stop();
     figures[`${name}: batched trades/s`] = r.batchRate;
     figures[`${name}: single POST trades/s (concurrency ${concurrency})`] = r.singleRate;
     figures[`${name}: stored`] = r.stored + r.ok;
+    if (backfill) {
+      const m = await materialised(database);
+      figures[`${name}: materialised up to`] = m.watermark?.toISOString() ?? 'nothing';
+      figures[`${name}: trades below it / in its materialised rows`] = `${m.trades} / ${m.materialised}${m.trades === m.materialised ? ' (every commit refreshed)' : ' (NOT refreshed)'}`;
+    }
   } finally {
-    await server.stop();
+    await database.drop();
   }
 }
 figures['target (batched)'] = '>= 20,000 trades/s';
-report('bench:trades (embedded TimescaleDB, server in a child process, client in this one)', figures);
+report(`bench:trades on ${engine}; server in a child process, client in this one`, figures);

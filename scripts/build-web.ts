@@ -1,7 +1,7 @@
 // Builds the dashboard (web/ -> web/build) with vite, and knows when a build is stale; used by
 // `npm run build`, `npm run demo` and the browser end-to-end test.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -40,13 +40,34 @@ export function buildWeb(options: { quiet?: boolean } = {}): Promise<void> {
   });
 }
 
-/** Builds only when needed; returns whether it built. */
+/**
+ * Builds only when needed; returns whether it built. Processes that start at once (a test run,
+ * `npm start` next to `npm run demo`) take turns through a lock directory, so that two vite builds
+ * never write web/build together; the second finds the build fresh.
+ */
 export async function ensureWebBuild(options: { quiet?: boolean; log?: (line: string) => void } = {}): Promise<boolean> {
-  const reason = staleReason();
-  if (!reason) return false;
-  options.log?.(`building the dashboard: ${reason}`);
-  await buildWeb(options);
-  return true;
+  if (!staleReason()) return false;
+  const lock = path.join(webDir, '.build-lock');
+  for (const deadline = Date.now() + 300_000; ;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // A lock older than any build is left over from a process that died while building.
+      if (Date.now() - statSync(lock).mtimeMs > 300_000 || Date.now() > deadline) rmSync(lock, { recursive: true, force: true });
+      else await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+  try {
+    const reason = staleReason();
+    if (!reason) return false;
+    options.log?.(`building the dashboard: ${reason}`);
+    await buildWeb(options);
+    return true;
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

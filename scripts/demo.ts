@@ -33,8 +33,8 @@ function say(line: string) {
 }
 
 function child(name: string, script: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const tsx = path.join(root, 'node_modules/tsx/dist/cli.mjs');
-  const proc = spawn(process.execPath, [tsx, script, ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // node itself with tsx's loader, not the tsx launcher: the SIGTERM sent at stop reaches the simulator.
+  const proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   // The simulators' chatter stays out of the way; their errors do not.
   proc.stderr?.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d.toString()}`));
   proc.on('exit', (code, signal) => {

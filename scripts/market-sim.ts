@@ -1,4 +1,4 @@
-// Market-data provider simulator: the provider's API of seed 000 (GET /v1/reference-price, also
+// Market-data provider simulator: the market-data provider's API (GET /v1/reference-price, also
 // without /v1), serving the volume-weighted average price per hour of the exchange simulator's
 // hourly deals. An hour without deals answers 404 ("no deals yet"). Values are republished every
 // --update-ms (the real provider: about every 10 minutes). `npm run market-sim -- --port 9002

@@ -113,7 +113,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   }
 }
 
-async function main() {
+/** The server process: config from the environment, stops cleanly on SIGINT and SIGTERM. */
+export async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();

@@ -32,7 +32,7 @@ const trader = { username: 'ada', password: 'ada-secret-password' };
 
 interface PostedDeal { id: string; price: number; quantity: number; direction: 'buy' | 'sell'; delivery_hour: number }
 
-/** The seed's PnL per hour, computed here independently of the server (eurocent integers). */
+/** The expected PnL per hour, computed here independently of the server (eurocent integers). */
 function expected(deals: PostedDeal[], hour: number | 'total') {
   const rows = deals.filter((d) => hour === 'total' || d.delivery_hour === hour);
   let pnlCents = 0;
@@ -126,7 +126,7 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     await page.fill('input[name=password]', trader.password);
     await page.click('button[type=submit]');
     await page.waitForSelector('input[name=trader_id]');
-    // Her own trader id is the default; she enters it (and the day) as in the seed.
+    // Her own trader id is the default; she enters it (and the day) as a trader would.
     expect(await page.inputValue('input[name=trader_id]')).toBe(traderId);
     await page.fill('input[name=trader_id]', traderId);
     await page.fill('input[name=delivery_day]', day);

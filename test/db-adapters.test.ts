@@ -1,27 +1,15 @@
 // The same database contract on both adapters: embedded PGlite and postgres.js against the real
-// PostgreSQL server on this machine (TEST_DATABASE_URL; it has no TimescaleDB).
+// PostgreSQL server on this machine (TEST_DATABASE_URL; TimescaleDB is not loaded there).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openEmbedded } from '../server/db/embedded';
 import { openServer } from '../server/db/server';
-import { migrate, MissingTimescaleError } from '../server/db/migrate';
+import { migrate, MissingTimescaleError, timescaleProblemMessage } from '../server/db/migrate';
 import { sql, type Db } from '../server/db';
-
-const serverUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-async function reachServer(): Promise<Db | undefined> {
-  try {
-    return await openServer(serverUrl, { max: 2 }); // an advisory lock holds one connection of its own
-  } catch (error) {
-    const message = `PostgreSQL at ${serverUrl} is not reachable (${(error as Error).message}): the postgres.js adapter suite cannot run`;
-    if (process.env.CI) throw new Error(`${message}; CI is set, so this is a failure`);
-    console.warn(`\n!!! SKIPPING: ${message}. Set TEST_DATABASE_URL to a reachable server. !!!\n`);
-    return undefined;
-  }
-}
+import { reachPostgres } from './helpers/databases';
 
 const adapters: [string, () => Promise<Db | undefined>][] = [
   ['embedded PGlite', () => openEmbedded(undefined)],
-  ['postgres.js server', reachServer],
+  ['postgres.js server', () => reachPostgres()],
 ];
 
 describe.each(adapters)('the %s adapter', (_name, open) => {
@@ -82,6 +70,22 @@ describe.each(adapters)('the %s adapter', (_name, open) => {
     await expect(db.bulkInsert('t; DROP TABLE t', columns, rows)).rejects.toThrow(/not a safe SQL identifier/);
   });
 
+  run('takes JSON text (or a value) for json and jsonb, in parameters and bulk inserts, and reads it back decoded', async (db) => {
+    await db.query(sql`CREATE TEMP TABLE j (id int PRIMARY KEY, b jsonb, j json)`);
+    const values: [unknown, string][] = [
+      [{ a: 1, s: 'quote " and é', list: [1, 2.5, null], nested: { t: true } }, 'object'],
+      [['x', { y: 2 }], 'array'], [42.5, 'number'], [false, 'boolean'], ['a JSON string', 'string'], [null, 'null'],
+    ];
+    for (const [i, [value]] of values.entries()) {
+      await db.query(sql`INSERT INTO j VALUES (${i}, ${JSON.stringify(value)}::jsonb, ${JSON.stringify(value)}::json)`);
+    }
+    await db.bulkInsert('j', [{ name: 'id', type: 'int' }, { name: 'b', type: 'jsonb' }, { name: 'j', type: 'json' }], values.map(([value], i) => [100 + i, JSON.stringify(value), JSON.stringify(value)]));
+    await db.query(sql`INSERT INTO j VALUES (200, ${{ passed: 'as a value' }}::jsonb, NULL)`);
+    const rows = await db.query<{ id: number; b: unknown; j: unknown; t: string }>(sql`SELECT id, b, j, jsonb_typeof(b) AS t FROM j ORDER BY id`);
+    const expected = values.map(([value, type], i) => ({ id: i, b: value, j: value, t: type }));
+    expect(rows).toEqual([...expected, ...expected.map((r) => ({ ...r, id: r.id + 100 })), { id: 200, b: { passed: 'as a value' }, j: null, t: 'object' }]);
+  });
+
   run('delivers a NOTIFY to a listener, and stops after unlisten', async (db) => {
     const got: string[] = [];
     let arrived!: () => void;
@@ -109,9 +113,9 @@ describe.each(adapters)('the %s adapter', (_name, open) => {
 
 describe('advisory locks on the server', () => {
   it('refuses a lock another session holds and gives it to the next once the holder closes', async (ctx) => {
-    const a = await reachServer();
+    const a = await reachPostgres();
     if (!a) return ctx.skip();
-    const b = (await reachServer())!;
+    const b = (await reachPostgres())!;
     try {
       const lock = await a.advisoryLock(4711, 816);
       expect(lock).not.toBeNull();
@@ -128,18 +132,33 @@ describe('advisory locks on the server', () => {
 });
 
 describe('migrations', () => {
-  it('refuses a PostgreSQL server without TimescaleDB and says how to get one', async (ctx) => {
-    const db = await reachServer();
+  it('refuses a PostgreSQL server without a working TimescaleDB and says why and how to fix it', async (ctx) => {
+    const db = await reachPostgres();
     if (!db) return ctx.skip();
     try {
+      // This server's real state decides which refusal is due: CI's has the TimescaleDB files but
+      // does not preload them, other machines' have none.
+      const [state] = await db.query<{ available: boolean }>(sql`SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available`);
+      const tables = sql`SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`;
+      const before = await db.query(tables);
       const error = await migrate(db).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MissingTimescaleError);
-      expect((error as Error).message).toMatch(/no TimescaleDB extension/);
-      expect((error as Error).message).toMatch(/docker compose up -d db/);
-      expect(await db.query(sql`SELECT 1 FROM pg_tables WHERE tablename = 'schema_migrations' AND schemaname = current_schema()`)).toEqual([]);
+      expect((error as MissingTimescaleError).problem).toBe(state!.available ? 'not-preloaded' : 'not-installed');
+      expect((error as Error).message).toBe(timescaleProblemMessage((error as MissingTimescaleError).problem));
+      // Nothing was created, and the connection survived (CREATE EXTENSION was never tried).
+      expect(await db.query(tables)).toEqual(before);
     } finally {
       await db.close();
     }
+  });
+
+  it('says for each missing part what is wrong and how to fix it', () => {
+    const notInstalled = timescaleProblemMessage('not-installed');
+    expect(notInstalled).toMatch(/TimescaleDB is not installed on this PostgreSQL server/);
+    expect(notInstalled).toMatch(/docker compose up -d db/);
+    const notPreloaded = timescaleProblemMessage('not-preloaded');
+    expect(notPreloaded).toMatch(/installed but not preloaded: add it to shared_preload_libraries/);
+    expect(notPreloaded).toMatch(/restart PostgreSQL/);
   });
 
   it('applies every migration once on the embedded database and records it', async () => {

@@ -145,6 +145,6 @@ describe('exchange session over RabbitMQ', () => {
 });
 
 function bound(db: Db): Db {
-  return { kind: db.kind, query: db.query.bind(db), bulkInsert: db.bulkInsert.bind(db), execScript: db.execScript.bind(db), listen: db.listen.bind(db), notify: db.notify.bind(db), advisoryLock: db.advisoryLock.bind(db), close: async () => {}, transaction: db.transaction.bind(db) };
+  return { kind: db.kind, query: db.query.bind(db), bulkInsert: db.bulkInsert.bind(db), execScript: db.execScript.bind(db), exclusive: db.exclusive.bind(db), listen: db.listen.bind(db), notify: db.notify.bind(db), advisoryLock: db.advisoryLock.bind(db), close: async () => {}, transaction: db.transaction.bind(db) };
 }
 

@@ -50,7 +50,7 @@ const json = async (r: Promise<Response>): Promise<any> => (await r).json();
 /** The real test database with its transactions routed through `transaction` (slow or failing). */
 function withTransaction(transaction: Db['transaction']): Db {
   const db = server.deps.db;
-  return { kind: db.kind, query: db.query.bind(db), bulkInsert: db.bulkInsert.bind(db), execScript: db.execScript.bind(db), listen: db.listen.bind(db), notify: db.notify.bind(db), advisoryLock: db.advisoryLock.bind(db), close: async () => {}, transaction };
+  return { kind: db.kind, query: db.query.bind(db), bulkInsert: db.bulkInsert.bind(db), execScript: db.execScript.bind(db), exclusive: db.exclusive.bind(db), advisoryLock: db.advisoryLock.bind(db), listen: db.listen.bind(db), notify: db.notify.bind(db), close: async () => {}, transaction };
 }
 
 const done = (g: FeedGateway) => g.counts.stored + g.counts.duplicates + g.counts.conflicts + g.counts.dead_lettered;
@@ -60,20 +60,20 @@ describe('exchange gateway', () => {
     const s = await sim();
     const g = await gateway(s.url);
     await connected(g);
-    s.sendDeal({ id: 'feed-seed-123', price: 20.5, quantity: 12.3, direction: 'buy', delivery_day: '2023-02-06', delivery_hour: '08-09', trader_id: 'feed_t1', execution_time: '2023-02-06T06:13:45Z' });
-    s.sendDeal({ id: 'feed-seed-124', price: -3.1, quantity: 0.1, direction: 'sell', delivery_day: '2023-02-06', delivery_hour: '09:15-09:30', trader_id: 'feed_t1', execution_time: '2023-02-06T07:00:00Z' }, 'trade_confirmation');
-    s.sendDeal({ id: 'feed-seed-125', price: 50, quantity: 5, direction: 'buy', delivery_day: '2023-10-29', delivery_hour: '02-03B', trader_id: 'feed_t1', execution_time: '2023-10-28T20:00:00Z' });
+    s.sendDeal({ id: 'feed-first-123', price: 20.5, quantity: 12.3, direction: 'buy', delivery_day: '2023-02-06', delivery_hour: '08-09', trader_id: 'feed_t1', execution_time: '2023-02-06T06:13:45Z' });
+    s.sendDeal({ id: 'feed-first-124', price: -3.1, quantity: 0.1, direction: 'sell', delivery_day: '2023-02-06', delivery_hour: '09:15-09:30', trader_id: 'feed_t1', execution_time: '2023-02-06T07:00:00Z' }, 'trade_confirmation');
+    s.sendDeal({ id: 'feed-first-125', price: 50, quantity: 5, direction: 'buy', delivery_day: '2023-10-29', delivery_hour: '02-03B', trader_id: 'feed_t1', execution_time: '2023-10-28T20:00:00Z' });
     await until(() => g.counts.stored === 3, 'three stored deals');
     const list = await json(server.request('/v1/trades?trader_id=feed_t1&delivery_day=2023-02-06'));
     expect(list).toEqual([
-      { id: 'feed-seed-123', price: 2050, quantity: 12.3, direction: 'buy', delivery_day: '2023-02-06', delivery_hour: 8, trader_id: 'feed_t1', execution_time: '2023-02-06T06:13:45Z' },
-      { id: 'feed-seed-124', price: -310, quantity: 0.1, direction: 'sell', delivery_day: '2023-02-06', delivery_hour: 9, trader_id: 'feed_t1', execution_time: '2023-02-06T07:00:00Z' },
+      { id: 'feed-first-123', price: 2050, quantity: 12.3, direction: 'buy', delivery_day: '2023-02-06', delivery_hour: 8, trader_id: 'feed_t1', execution_time: '2023-02-06T06:13:45Z' },
+      { id: 'feed-first-124', price: -310, quantity: 0.1, direction: 'sell', delivery_day: '2023-02-06', delivery_hour: 9, trader_id: 'feed_t1', execution_time: '2023-02-06T07:00:00Z' },
     ]);
     const rows = await server.deps.db.query<{ id: string; source: string; delivery_start: Date; delivery_end: Date }>(sql`SELECT id, source, delivery_start, delivery_end FROM trades WHERE trader_id = 'feed_t1' ORDER BY id`);
     expect(rows.map((r) => [r.id, r.source, r.delivery_start.toISOString(), r.delivery_end.toISOString()])).toEqual([
-      ['feed-seed-123', 'feed', '2023-02-06T07:00:00.000Z', '2023-02-06T08:00:00.000Z'],
-      ['feed-seed-124', 'feed', '2023-02-06T08:15:00.000Z', '2023-02-06T08:30:00.000Z'],
-      ['feed-seed-125', 'feed', '2023-10-29T01:00:00.000Z', '2023-10-29T02:00:00.000Z'], // the second 02:00 (UTC+1)
+      ['feed-first-123', 'feed', '2023-02-06T07:00:00.000Z', '2023-02-06T08:00:00.000Z'],
+      ['feed-first-124', 'feed', '2023-02-06T08:15:00.000Z', '2023-02-06T08:30:00.000Z'],
+      ['feed-first-125', 'feed', '2023-10-29T01:00:00.000Z', '2023-10-29T02:00:00.000Z'], // the second 02:00 (UTC+1)
     ]);
   });
 

@@ -19,7 +19,7 @@ beforeAll(async () => {
 });
 afterAll(async () => { await server?.close(); });
 
-const seedReadings = `read_timestamp,interval_read,energy_flow_direction,icp_id
+const sampleReadings = `read_timestamp,interval_read,energy_flow_direction,icp_id
 2018-06-14 00:30:00+12,1.343,X,33
 2018-06-17 13:00:00+12,1.013,X,33
 2018-06-23 09:00:00+12,1.336,X,33
@@ -48,8 +48,8 @@ async function expect400(path: string, field: string) {
 }
 
 describe('meter readings', () => {
-  it('stores the seed sample rows with their +12 offsets and returns them in time order as UTC', async () => {
-    const result = await json(await post('/v1/meter-readings', seedReadings, 'text/csv'));
+  it('stores the sample rows with their +12 offsets and returns them in time order as UTC', async () => {
+    const result = await json(await post('/v1/meter-readings', sampleReadings, 'text/csv'));
     expect(result).toMatchObject({ received: 5, stored: 5, replaced: 0, unchanged: 0, rejected: 0, errors: [] });
     const rows = await json(await server.request('/v1/icps/33/readings?from=2018-06-14&to=2018-06-24'));
     expect(rows).toEqual([
@@ -174,8 +174,8 @@ describe('meter readings', () => {
 
 const runBody = (from: string, to: string, version: string) => ({ algorithm: 'matcher', version, params: { threshold: 0.5 }, input_from: from, input_to: to });
 
-/** The seed's output format: quoted fields, spaces after commas, typographic quotes on the role. */
-function seedResults(rows: [string, string, string, string, string][]) {
+/** The algorithm's output format: quoted fields, spaces after commas, typographic quotes on the role. */
+function algorithmOutput(rows: [string, string, string, string, string][]) {
   return `icp_id, matched_amount, read_date, read_time, publish_datetime,buyer_seller\n${rows.map(([icp, amount, date, time, role]) => `${icp}, "${amount}", "${date}", "${time}", "2018-06-27 16:39:36.057601+12", “${role}”`).join('\n')}\n`;
 }
 
@@ -190,9 +190,9 @@ async function publish(id: number) {
 }
 
 describe('algorithm runs', () => {
-  it('stores the seed output format and reads it back in local NZ days', async () => {
-    const id = await newRun('2018-06-13', '2018-06-27', 'seed');
-    const upload = await json(await post(`/v1/algorithm-runs/${id}/results`, seedResults([
+  it('stores the algorithm output format and reads it back in local NZ days', async () => {
+    const id = await newRun('2018-06-13', '2018-06-27', 'sample');
+    const upload = await json(await post(`/v1/algorithm-runs/${id}/results`, algorithmOutput([
       ['101', '0.0000', '2018-06-13', '00:00:00', 'buyer'],
       ['100', '0.0040', '2018-06-13', '00:00:00', 'seller'],
       ['101', '0.0100', '2018-06-13', '00:30:00', 'buyer'],
@@ -222,7 +222,7 @@ describe('algorithm runs', () => {
     const r1 = await newRun(...period, 'v1');
     const r2 = await newRun(...period, 'v2');
     const r3 = await newRun(...period, 'v3-draft');
-    const rows = (amount: string) => seedResults([['900', amount, '2020-01-01', '10:00:00', 'buyer'], ['900', amount, '2020-01-02', '10:00:00', 'seller']]);
+    const rows = (amount: string) => algorithmOutput([['900', amount, '2020-01-01', '10:00:00', 'buyer'], ['900', amount, '2020-01-02', '10:00:00', 'seller']]);
     await json(await post(`/v1/algorithm-runs/${r1}/results`, rows('1.0000'), 'text/csv', auth.service));
     await json(await post(`/v1/algorithm-runs/${r2}/results`, rows('2.0000'), 'text/csv', auth.service));
     await json(await post(`/v1/algorithm-runs/${r3}/results`, rows('3.0000'), 'text/csv', auth.service));
@@ -249,14 +249,14 @@ describe('algorithm runs', () => {
     const wide = await newRun('2020-02-01', '2020-02-04', 'wide');
     const narrow = await newRun('2020-02-02', '2020-02-03', 'narrow');
     const days = ['2020-02-01', '2020-02-02', '2020-02-03'];
-    await json(await post(`/v1/algorithm-runs/${wide}/results`, seedResults(days.map((d) => ['901', '1.0000', d, '12:00:00', 'buyer'])), 'text/csv', auth.service));
-    await json(await post(`/v1/algorithm-runs/${narrow}/results`, seedResults([['901', '5.0000', '2020-02-02', '12:00:00', 'buyer']]), 'text/csv', auth.service));
+    await json(await post(`/v1/algorithm-runs/${wide}/results`, algorithmOutput(days.map((d) => ['901', '1.0000', d, '12:00:00', 'buyer'])), 'text/csv', auth.service));
+    await json(await post(`/v1/algorithm-runs/${narrow}/results`, algorithmOutput([['901', '5.0000', '2020-02-02', '12:00:00', 'buyer']]), 'text/csv', auth.service));
     await publish(narrow);
     await publish(wide); // published last: wins everywhere it covers
     let rows = await json<any[]>(await server.request('/v1/icps/901/matches?from=2020-02-01&to=2020-02-04'));
     expect(rows.map((r) => [r.local, r.matched_amount])).toEqual([['2020-02-01', '1.0000'], ['2020-02-02', '1.0000'], ['2020-02-03', '1.0000']]);
     const again = await newRun('2020-02-02', '2020-02-03', 'narrow-2');
-    await json(await post(`/v1/algorithm-runs/${again}/results`, seedResults([['901', '7.0000', '2020-02-02', '12:00:00', 'buyer']]), 'text/csv', auth.service));
+    await json(await post(`/v1/algorithm-runs/${again}/results`, algorithmOutput([['901', '7.0000', '2020-02-02', '12:00:00', 'buyer']]), 'text/csv', auth.service));
     await publish(again);
     rows = await json<any[]>(await server.request('/v1/icps/901/matches?from=2020-02-01&to=2020-02-04'));
     expect(rows.map((r) => [r.local, r.matched_amount, r.run_ids])).toEqual([['2020-02-01', '1.0000', [wide]], ['2020-02-02', '7.0000', [again]], ['2020-02-03', '1.0000', [wide]]]);
@@ -270,13 +270,13 @@ describe('algorithm runs', () => {
   it('keeps daily pages consistent while a new run is published between pages', async () => {
     const r1 = await newRun('2021-03-01', '2021-03-11', 'p1');
     const days = Array.from({ length: 10 }, (_, i) => `2021-03-${String(i + 1).padStart(2, '0')}`);
-    await json(await post(`/v1/algorithm-runs/${r1}/results`, seedResults(days.flatMap((d) => [['902', '1.0000', d, '08:00:00', 'buyer'], ['902', '2.0000', d, '09:00:00', 'seller']] as [string, string, string, string, string][])), 'text/csv', auth.service));
+    await json(await post(`/v1/algorithm-runs/${r1}/results`, algorithmOutput(days.flatMap((d) => [['902', '1.0000', d, '08:00:00', 'buyer'], ['902', '2.0000', d, '09:00:00', 'seller']] as [string, string, string, string, string][])), 'text/csv', auth.service));
     await publish(r1);
     const first = await json(await server.request('/v1/icps/902/matches/daily?limit=6'));
     expect(first.results.map((r: any) => `${r.day}/${r.role}`)).toEqual(['2021-03-01/buyer', '2021-03-01/seller', '2021-03-02/buyer', '2021-03-02/seller', '2021-03-03/buyer', '2021-03-03/seller']);
     // A new run covering the whole period is published: the pages already started stay on r1.
     const r2 = await newRun('2021-03-01', '2021-03-11', 'p2');
-    await json(await post(`/v1/algorithm-runs/${r2}/results`, seedResults(days.map((d) => ['902', '9.0000', d, '08:00:00', 'buyer'])), 'text/csv', auth.service));
+    await json(await post(`/v1/algorithm-runs/${r2}/results`, algorithmOutput(days.map((d) => ['902', '9.0000', d, '08:00:00', 'buyer'])), 'text/csv', auth.service));
     await publish(r2);
     const rest: any[] = [];
     let next = first.next as string | null;
@@ -304,7 +304,7 @@ describe('algorithm runs', () => {
   it('refuses results for a published run, a second publication and unknown runs', async () => {
     const id = await newRun('2022-01-01', '2022-01-02', 'x');
     await publish(id);
-    const late = await post(`/v1/algorithm-runs/${id}/results`, seedResults([['1', '1', '2022-01-01', '00:00:00', 'buyer']]), 'text/csv', auth.service);
+    const late = await post(`/v1/algorithm-runs/${id}/results`, algorithmOutput([['1', '1', '2022-01-01', '00:00:00', 'buyer']]), 'text/csv', auth.service);
     expect((await json(late, 409)).message).toMatch(/^id: run \d+ is published/);
     expect((await json(await server.request(`/v1/algorithm-runs/${id}/publish`, { method: 'POST' }), 409)).message).toContain('already published');
     expect((await json(await server.request('/v1/algorithm-runs/999999'), 404)).message).toBe('id: no algorithm run 999999');
@@ -313,7 +313,7 @@ describe('algorithm runs', () => {
 
   it('rejects a read_time that the NZ DST change repeats unless it carries its offset', async () => {
     const id = await newRun('2019-04-06', '2019-04-08', 'dst');
-    const body = seedResults([['d1', '1', '2019-04-07', '02:30:00', 'buyer'], ['d1', '1', '2019-04-07', '02:30:00+12', 'buyer'], ['d1', '2', '2019-04-07', '02:30:00+13', 'buyer']]);
+    const body = algorithmOutput([['d1', '1', '2019-04-07', '02:30:00', 'buyer'], ['d1', '1', '2019-04-07', '02:30:00+12', 'buyer'], ['d1', '2', '2019-04-07', '02:30:00+13', 'buyer']]);
     const result = await json(await post(`/v1/algorithm-runs/${id}/results`, body, 'text/csv', auth.service));
     expect(result).toMatchObject({ stored: 2, rejected: 1 });
     expect(result.errors[0].message).toContain('occurs twice');
@@ -357,7 +357,7 @@ describe('validation and roles', () => {
   });
 
   it('answers bad uploads and bad run definitions with a 400 naming the field', async () => {
-    let res = await post('/v1/meter-readings', seedReadings, 'text/plain');
+    let res = await post('/v1/meter-readings', sampleReadings, 'text/plain');
     expect((await json(res, 400)).message).toMatch(/^content-type:/);
     res = await post('/v1/meter-readings', 'read_timestamp,interval_read,icp_id\n2018-06-14 00:30:00+12,1,33\n', 'text/csv');
     expect((await json(res, 400)).message).toContain('missing energy_flow_direction');
@@ -382,11 +382,11 @@ describe('validation and roles', () => {
     expect((await server.request('/v1/icps/33/matches/daily', { auth: auth.trader })).status).toBe(403);
     expect((await server.request('/v1/matches?from=2018-06-14&to=2018-06-15&key=role', { auth: auth.trader })).status).toBe(403);
     expect((await server.request('/v1/algorithm-runs', { auth: auth.trader })).status).toBe(403);
-    expect((await post('/v1/meter-readings', seedReadings, 'text/csv', auth.trader)).status).toBe(403);
+    expect((await post('/v1/meter-readings', sampleReadings, 'text/csv', auth.trader)).status).toBe(403);
     expect((await server.request(read, { auth: auth.analyst })).status).toBe(200);
     expect((await server.request(read, { auth: auth.service })).status).toBe(200);
     expect((await server.request(read, { auth: null })).status).toBe(401);
-    const analystUpload = await post('/v1/meter-readings', seedReadings, 'text/csv', auth.analyst);
+    const analystUpload = await post('/v1/meter-readings', sampleReadings, 'text/csv', auth.analyst);
     expect((await json(analystUpload, 403)).message).toContain('role analyst may not upload');
     expect((await server.request('/v1/algorithm-runs', { method: 'POST', json: runBody('2018-06-13', '2018-06-27', 'v'), auth: auth.analyst })).status).toBe(403);
   });

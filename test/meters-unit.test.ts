@@ -71,7 +71,7 @@ describe('upload rows', () => {
     return out;
   }
 
-  it('reads the seed output format with quotes, spaces after commas and typographic quotes', async () => {
+  it('reads the algorithm output format with quotes, spaces after commas and typographic quotes', async () => {
     const text = 'icp_id, matched_amount, read_date, read_time, publish_datetime,buyer_seller\r\n101, "0.0000", "2018-06-13", "00:00:00", "2018-06-27 16:39:36.057601+12", “buyer”\r\n';
     const [rec] = await records(text, 'csv', ['icp_id', 'matched_amount', 'read_date', 'read_time', 'buyer_seller'], ['publish_datetime']);
     expect(rec).toEqual({ line: 2, values: { icp_id: '101', matched_amount: '0.0000', read_date: '2018-06-13', read_time: '00:00:00', publish_datetime: '2018-06-27 16:39:36.057601+12', buyer_seller: 'buyer' } });

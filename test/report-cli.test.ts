@@ -59,7 +59,7 @@ async function until(condition: () => boolean, ms = 20_000): Promise<void> {
 }
 
 describe('report formatting', () => {
-  it('signs PnL like the seed and shows cents only when there are any', () => {
+  it('signs PnL with the sign apart and shows cents only when there are any', () => {
     expect([signed(450), signed(-120), signed(0), signed(12.5), signed(-0.05)]).toEqual(['+ 450', '- 120', '0', '+ 12.50', '- 0.05']);
   });
 
@@ -92,7 +92,7 @@ describe('report formatting', () => {
 });
 
 describe('npm run report', () => {
-  it('prints the seed table with every hour and a signed total', async () => {
+  it('prints the report table with every hour and a signed total', async () => {
     const { code, stdout, stderr } = await run(['--trader', 'cli_t', '--day', '2023-02-08']);
     expect(stderr).toBe('');
     expect(code).toBe(0);

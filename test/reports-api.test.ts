@@ -136,7 +136,7 @@ describe('GET /v1/reports/pnl', () => {
     expect(res.status).toBe(200);
     const after = await reportBody(report('trader_id=rep_late&delivery_day=2023-02-07'));
     expect(after.hours[20]).toMatchObject({ trades: 1, sell_mw: 3, pnl_eur: 300.03 });
-    expect(server.deps.pnlFreshness!.stats.refreshes).toBe(refreshes + 1);
+    expect(server.deps.pnlFreshness!.stats.refreshes).toBeGreaterThan(refreshes); // by the write, and again (a no-op) on its NOTIFY
   });
 
   it('reflects a trade for a day above the watermark through real-time aggregation', async () => {

@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../db';
 import { sql } from '../db';
+import { locks } from '../db/locks';
 import { hashPassword, passwordProblem } from './passwords';
 
 export const roles = ['admin', 'trader', 'analyst', 'service'] as const;
@@ -70,14 +71,18 @@ export async function countUsers(db: Db): Promise<number> {
 
 /**
  * First start: with no users, create the admin from ADMIN_USER/ADMIN_PASSWORD; with neither
- * users nor those variables, refuse with the reason.
+ * users nor those variables, refuse with the reason. Processes starting at once take turns, so
+ * exactly one creates the admin and the others find it.
  */
 export async function ensureAdmin(db: Db, admin: { user?: string; password?: string }): Promise<User | undefined> {
   if ((await countUsers(db)) > 0) return undefined;
-  if (!admin.user || !admin.password) {
-    throw new UserError('there are no users yet: set ADMIN_USER and ADMIN_PASSWORD (at least 8 characters) for the first start, and the server creates that admin');
-  }
-  return addUser(db, { username: admin.user, password: admin.password, role: 'admin' });
+  return db.exclusive(locks.firstAdmin, async () => {
+    if ((await countUsers(db)) > 0) return undefined;
+    if (!admin.user || !admin.password) {
+      throw new UserError('there are no users yet: set ADMIN_USER and ADMIN_PASSWORD (at least 8 characters) for the first start, and the server creates that admin');
+    }
+    return addUser(db, { username: admin.user, password: admin.password, role: 'admin' });
+  });
 }
 
 export const sessionTtlMs = 12 * 3_600_000;

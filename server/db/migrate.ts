@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { locks } from './locks';
 import { sql } from './sql';
 import type { Db } from './types';
 
@@ -20,14 +21,25 @@ export interface Migration {
   checksum: string;
 }
 
+/** What is missing: the extension's files on the server, or the server loading it at start. */
+export type TimescaleProblem = 'not-installed' | 'not-preloaded';
+
+const getTimescale =
+  'Start the TimescaleDB server that comes with the project with `docker compose up -d db` and point DATABASE_URL at it, ' +
+  'or unset DATABASE_URL to use the embedded TimescaleDB under DATA_DIR.';
+
+export function timescaleProblemMessage(problem: TimescaleProblem): string {
+  return problem === 'not-installed'
+    ? 'TimescaleDB is not installed on this PostgreSQL server (pg_available_extensions has no "timescaledb"), and powerdesk ' +
+        `needs hypertables and continuous aggregates. Install TimescaleDB on the server, or: ${getTimescale}`
+    : 'TimescaleDB is installed but not preloaded: add it to shared_preload_libraries of this PostgreSQL server ' +
+        "(shared_preload_libraries = 'timescaledb' in postgresql.conf, or ALTER SYSTEM SET shared_preload_libraries = 'timescaledb' " +
+        `as a superuser) and restart PostgreSQL. Or: ${getTimescale}`;
+}
+
 export class MissingTimescaleError extends Error {
-  constructor() {
-    super(
-      'This PostgreSQL server has no TimescaleDB extension (pg_available_extensions has no "timescaledb"), ' +
-        'and powerdesk needs hypertables and continuous aggregates. Start the TimescaleDB server that comes with the ' +
-        'project with `docker compose up -d db` and point DATABASE_URL at it, or unset DATABASE_URL to use the embedded ' +
-        'TimescaleDB under DATA_DIR.',
-    );
+  constructor(readonly problem: TimescaleProblem) {
+    super(timescaleProblemMessage(problem));
     this.name = 'MissingTimescaleError';
   }
 }
@@ -48,58 +60,88 @@ export function loadMigrations(dir = defaultMigrationsDir): Migration[] {
   });
 }
 
+/**
+ * Refuses a server without a working TimescaleDB before any migration runs. A server that has the
+ * files but does not preload the library answers CREATE EXTENSION with a FATAL error that ends the
+ * connection, so that case is recognised first: the preloaded loader defines the
+ * timescaledb.disable_load setting, which any user may read (shared_preload_libraries itself is
+ * readable only by superusers). PGlite loads the extension itself: only the availability applies.
+ */
 export async function assertTimescaleAvailable(db: Db): Promise<void> {
-  const rows = await db.query(sql`SELECT 1 AS ok FROM pg_available_extensions WHERE name = 'timescaledb'`);
-  if (rows.length === 0) throw new MissingTimescaleError();
+  const [row] = await db.query<{ available: boolean; preloaded: boolean }>(sql`
+    SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
+           current_setting('timescaledb.disable_load', true) IS NOT NULL AS preloaded`);
+  if (!row?.available) throw new MissingTimescaleError('not-installed');
+  if (db.kind === 'server' && !row.preloaded) throw new MissingTimescaleError('not-preloaded');
 }
 
 export interface MigrateResult {
+  /** The files this call applied (not those another process applied meanwhile). */
   applied: string[];
   alreadyApplied: number;
 }
 
-export async function migrate(db: Db, options: { dir?: string; log?: (msg: string) => void } = {}): Promise<MigrateResult> {
-  await assertTimescaleAvailable(db);
-  await db.execScript(
-    `CREATE TABLE IF NOT EXISTS schema_migrations (
-       version integer PRIMARY KEY,
-       name text NOT NULL,
-       checksum text NOT NULL,
-       applied_at timestamptz NOT NULL DEFAULT now()
-     )`,
-    { transaction: false },
-  );
+/**
+ * Applies the pending migrations. Several processes may start at once on one database: the run
+ * holds the migrations lock, so the others wait, then find nothing pending (and say so: only
+ * what this call applied is logged and returned). Each file's transaction also takes the per-file
+ * lock and skips a file recorded meanwhile, which keeps earlier versions that only know that
+ * lock from applying a file twice.
+ */
+export async function migrate(db: Db, options: { dir?: string; log?: (msg: string) => void; requireTimescale?: boolean } = {}): Promise<MigrateResult> {
+  if (options.requireTimescale !== false) await assertTimescaleAvailable(db);
   const migrations = loadMigrations(options.dir);
-  const applied = new Map((await appliedMigrations(db)).map((m) => [m.version, m]));
-  for (const m of migrations) {
-    const done = applied.get(m.version);
-    if (done && done.checksum !== m.checksum) {
-      throw new Error(`migration ${m.file} was changed after it was applied; migrations are forward-only: add a new file instead`);
+  return db.exclusive(locks.migrations, async () => {
+    await db.execScript(
+      `CREATE TABLE IF NOT EXISTS schema_migrations (
+         version integer PRIMARY KEY,
+         name text NOT NULL,
+         checksum text NOT NULL,
+         applied_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      { transaction: false },
+    );
+    const applied = new Map((await appliedMigrations(db)).map((m) => [m.version, m]));
+    for (const m of migrations) {
+      const done = applied.get(m.version);
+      if (done && done.checksum !== m.checksum) {
+        throw new Error(`migration ${m.file} was changed after it was applied; migrations are forward-only: add a new file instead`);
+      }
     }
-  }
-  const result: MigrateResult = { applied: [], alreadyApplied: applied.size };
-  for (const m of migrations) {
-    if (applied.has(m.version)) continue;
-    const record = `INSERT INTO schema_migrations (version, name, checksum) VALUES (${m.version}, '${m.name}', '${m.checksum}') ON CONFLICT (version) DO NOTHING;`;
-    if (m.text.startsWith(noTransactionMarker)) {
-      await db.execScript(m.text, { transaction: false });
-      await db.execScript(record, { transaction: false });
-    } else {
-      // Several servers may start at once: the advisory lock serialises them, and the file is
-      // skipped inside the transaction if another process applied it meanwhile.
-      await db.execScript(
-        `SELECT pg_advisory_xact_lock(7243100);
-         DO $$ BEGIN IF EXISTS (SELECT 1 FROM schema_migrations WHERE version = ${m.version}) THEN RAISE EXCEPTION 'powerdesk:already-applied'; END IF; END $$;
-         ${m.text}
-         ;${record}`,
-      ).catch((error: Error) => {
-        if (!String(error.message).includes('powerdesk:already-applied')) throw new Error(`migration ${m.file} failed: ${error.message}`, { cause: error });
-      });
+    const result: MigrateResult = { applied: [], alreadyApplied: applied.size };
+    for (const m of migrations) {
+      if (applied.has(m.version)) continue;
+      if (await applyOne(db, m)) {
+        options.log?.(`applied ${m.file}`);
+        result.applied.push(m.file);
+      } else {
+        result.alreadyApplied += 1;
+      }
     }
-    options.log?.(`applied ${m.file}`);
-    result.applied.push(m.file);
+    return result;
+  });
+}
+
+/** Applies one file and records it; false when another process had recorded it first. */
+async function applyOne(db: Db, m: Migration): Promise<boolean> {
+  const record = `INSERT INTO schema_migrations (version, name, checksum) VALUES (${m.version}, '${m.name}', '${m.checksum}') ON CONFLICT (version) DO NOTHING;`;
+  if (m.text.startsWith(noTransactionMarker)) {
+    await db.execScript(m.text, { transaction: false }).catch((error: Error) => { throw new Error(`migration ${m.file} failed: ${error.message}`, { cause: error }); });
+    await db.execScript(record, { transaction: false });
+    return true;
   }
-  return result;
+  try {
+    await db.execScript(
+      `SELECT pg_advisory_xact_lock(${locks.migrationFile});
+       DO $$ BEGIN IF EXISTS (SELECT 1 FROM schema_migrations WHERE version = ${m.version}) THEN RAISE EXCEPTION 'powerdesk:already-applied'; END IF; END $$;
+       ${m.text}
+       ;${record}`,
+    );
+    return true;
+  } catch (error) {
+    if (String((error as Error).message).includes('powerdesk:already-applied')) return false;
+    throw new Error(`migration ${m.file} failed: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 export async function appliedMigrations(db: Db): Promise<{ version: number; checksum: string }[]> {

@@ -1,7 +1,7 @@
 // Server adapter: postgres.js with a pool, for a TimescaleDB server (DATABASE_URL).
 import postgres from 'postgres';
 import { bulkChunkRows, bulkInsertQuery } from './bulk';
-import { oids, parseDate, parseInt8, parseNumeric, parseTimestamp, parseTimestamptz } from './parse';
+import { oids, parseDate, parseInt8, parseJson, parseNumeric, parseTimestamp, parseTimestamptz, serializeJson } from './parse';
 import { render, type SqlQuery } from './sql';
 import type { BulkColumn, BulkOptions, Db, Queryable, Row } from './types';
 
@@ -28,9 +28,13 @@ function queryable(runner: Runner): Queryable {
 
 const passthrough = (x: unknown) => String(x);
 
+/**
+ * `max` connections in the pool; at least 3, since exclusive() holds one while its work uses
+ * another, and a gateway's liveness lock (advisoryLock) holds one for as long as it runs.
+ */
 export async function openServer(url: string, options: { max?: number } = {}): Promise<Db> {
   const sqlClient = postgres(url, {
-    max: options.max ?? 10,
+    max: Math.max(3, options.max ?? 10),
     onnotice: () => {},
     connection: { TimeZone: 'UTC', application_name: 'powerdesk' },
     types: {
@@ -39,6 +43,7 @@ export async function openServer(url: string, options: { max?: number } = {}): P
       date: { to: oids.date, from: [oids.date], serialize: passthrough, parse: parseDate },
       timestamptz: { to: oids.timestamptz, from: [oids.timestamptz], serialize: (d: unknown) => (d instanceof Date ? d.toISOString() : String(d)), parse: parseTimestamptz },
       timestamp: { to: oids.timestamp, from: [oids.timestamp], serialize: passthrough, parse: parseTimestamp },
+      json: { to: oids.jsonb, from: [oids.json, oids.jsonb], serialize: serializeJson, parse: parseJson },
     },
   });
   await sqlClient`SELECT 1`; // fail fast with the driver's own message when unreachable
@@ -60,6 +65,13 @@ export async function openServer(url: string, options: { max?: number } = {}): P
     async execScript(text, opts = {}) {
       if (opts.transaction === false) await sqlClient.unsafe(text);
       else await sqlClient.begin((tx) => tx.unsafe(text));
+    },
+    async exclusive(lock, fn) {
+      const held = await sqlClient.begin(async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(${lock}::bigint)`;
+        return { value: await fn() };
+      });
+      return held.value;
     },
     async listen(channel, onPayload) {
       const sub = await sqlClient.listen(channel, onPayload);

@@ -1,5 +1,8 @@
 // The one small interface every capability uses to reach the database. Two adapters
-// implement it (embedded PGlite, postgres.js); the SQL is the same on both.
+// implement it (embedded PGlite, postgres.js); the SQL is the same on both, and so are values:
+// numeric comes back as an exact decimal string, bigint as a number (refused beyond 2^53), date as
+// 'YYYY-MM-DD', timestamptz as a Date. JSON goes in as JSON text (`${JSON.stringify(v)}::jsonb`,
+// also as elements of a jsonb[] column of bulkInsert) and comes back decoded (server/db/parse.ts).
 import type { SqlQuery } from './sql';
 
 export type Row = Record<string, unknown>;
@@ -34,6 +37,13 @@ export interface Db extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Runs a script of several statements without parameters (migrations). */
   execScript(text: string, options?: { transaction?: boolean }): Promise<void>;
+  /**
+   * Runs `fn` while holding `lock` (a key of server/db/locks.ts), which every process on this
+   * database respects: on a server a transaction-level advisory lock, held by a connection of its
+   * own while `fn` uses the others (so `fn` may run statements that refuse a transaction, such as
+   * a continuous aggregate refresh); embedded, one process holds the database, so a queue in it.
+   */
+  exclusive<T>(lock: number, fn: () => Promise<T>): Promise<T>;
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
   /**

@@ -3,6 +3,7 @@
 // connected; the exchange session's resume point and gaps per member.
 import type { Db } from '../db';
 import { sql } from '../db';
+import { locks } from '../db/locks';
 import type { SqlQuery } from '../db/sql';
 import type { FeedStatus, SessionStatus } from '../live/events';
 import { dayBounds, localDay } from '../time/market-time';
@@ -11,7 +12,7 @@ import { dayBounds, localDay } from '../time/market-time';
 export const defaultStaleMs = 30_000;
 
 /** Advisory lock namespace of the gateways' liveness locks (pg_advisory_lock(namespace, key)). */
-export const livenessNamespace = 7243101;
+export const livenessNamespace = locks.gatewayLiveness;
 
 /**
  * Whether the gateway of row `g` (feed_gateways) is running: it holds its liveness lock (the

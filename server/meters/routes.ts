@@ -54,7 +54,7 @@ export function icpsRoutes(deps: AppDeps): Hono<AppEnv> {
 
   openapi.add({
     method: 'get', path: '/v1/icps/{icp_id}/readings', tag: 'meters', summary: 'Raw interval readings of one ICP in [from, to), in time order',
-    description: 'JSON array by default; `Accept: application/x-ndjson` or `text/csv` streams NDJSON or CSV (the seed\'s columns). Without `limit` the whole period is streamed; with `limit` one page is returned and the next page\'s URL is in the `Link: <…>; rel="next"` header.',
+    description: 'JSON array by default; `Accept: application/x-ndjson` or `text/csv` streams NDJSON or CSV (columns read_timestamp, interval_read, energy_flow_direction, icp_id). Without `limit` the whole period is streamed; with `limit` one page is returned and the next page\'s URL is in the `Link: <…>; rel="next"` header.',
     params: z.object({ icp_id: z.string() }), query: ReadingsQuery,
     responses: { 200: { description: 'Readings ordered by read_timestamp, then direction', schema: z.array(Reading) }, ...statusResponses },
   });

@@ -44,7 +44,7 @@ export function parseReportArgs(argv: readonly string[]): ParsedArgs {
   return { ok: true, args: { trader: values.trader, day: values.day, format: values.format as Format, watch: values.watch! } };
 }
 
-/** The seed's signed money: "+ 450", "- 120", "0"; cents only where there are any. */
+/** Signed money as the desk reads it: "+ 450", "- 120", "0"; cents only where there are any. */
 export function signed(eur: number): string {
   if (eur === 0) return '0';
   const abs = Math.abs(eur);

@@ -2,13 +2,19 @@
 // the current local day); from there on real-time aggregation reads the raw trades, so today's
 // and future deliveries are fresh the moment they commit. A late deal for a materialised hour
 // (a nightly file, a correction) invalidates that hour: this module refreshes exactly the
-// touched hours when it hears of the deal on trades_stored. Refreshes run outside any
-// transaction; on the embedded database they share its one connection, so they are coalesced
-// per tick into one call. Nothing here schedules TimescaleDB jobs: the embedded database has no
-// job scheduler, and the same code keeps a TimescaleDB server fresh.
+// touched hours: the process that stored it before answering the write (afterWrite), so that a
+// report read after that answer, on any process, includes it; and every process when it hears of
+// the deal on trades_stored (a no-op where another already did it), so that each process's live
+// pushes, which wait for its own refreshes, carry the corrected row. Refreshes run outside any
+// transaction, coalesced per tick into one call, and one at a time across all processes (the
+// pnlRefresh lock): TimescaleDB >= 2.26.3 refuses overlapping refreshes instead of waiting, and
+// one started elsewhere (a policy, an operator) is waited out and tried again. Nothing here
+// schedules TimescaleDB jobs: the embedded database has no job scheduler, and the same code keeps
+// a TimescaleDB server fresh.
 import type { Clock } from '../clock';
 import type { Db } from '../db';
 import { sql } from '../db';
+import { locks } from '../db/locks';
 import { channels } from '../live/events';
 import type { Logger } from '../log';
 import { hoursOfDay, localDay, dayBounds, type HourSlot } from '../time/market-time';
@@ -19,6 +25,10 @@ const hourMs = 3_600_000;
 const checkEveryMs = 5 * 60_000;
 /** History is materialised in windows of this length (about 2.5M trades at the desk's benchmark density). */
 const windowMs = 90 * 24 * hourMs;
+/** TimescaleDB's refusal while another refresh of an overlapping window runs. */
+export const concurrentRefreshError = /could not refresh continuous aggregate .* due to a concurrent refresh/;
+/** Tries of a refused refresh, with growing waits between them (about 25 s in all). */
+const refreshTries = 10;
 
 /** The hour slots a stored trade may touch: its local start hour (twice on the 25-hour day). */
 export function touchedSlots(trade: Pick<ApiTrade, 'delivery_day' | 'delivery_hour'>, tz: string): HourSlot[] {
@@ -32,7 +42,7 @@ export class PnlFreshness {
   private timer?: NodeJS.Timeout;
   private materialisedDay?: string;
   /** Figures for the README and the benchmark. */
-  readonly stats = { refreshes: 0, refreshMs: 0, historyMs: 0 };
+  readonly stats = { refreshes: 0, refreshMs: 0, historyMs: 0, refused: 0 };
 
   constructor(private db: Db, private tz: string, private clock: Clock, private log: Logger) {}
 
@@ -71,7 +81,7 @@ export class PnlFreshness {
     let from: number | null = null;
     let to = Math.min(upTo, first + windowMs);
     for (;;) {
-      await this.db.query(sql`CALL refresh_continuous_aggregate('pnl_hourly', ${from === null ? null : new Date(from)}::timestamptz, ${new Date(to)}::timestamptz)`);
+      await this.refresh(from === null ? null : new Date(from), new Date(to));
       if (to >= upTo) break;
       this.log.info('materialising pnl_hourly', { done_up_to: new Date(to).toISOString(), up_to: new Date(upTo).toISOString(), seconds: Math.round((performance.now() - started) / 1000) });
       from = to;
@@ -82,6 +92,15 @@ export class PnlFreshness {
     this.log.info('pnl_hourly materialised', { up_to: new Date(upTo).toISOString(), ms: Math.round(this.stats.historyMs) });
   }
 
+  /**
+   * For the writer, before it answers: refreshes the hours of `rows` that may be materialised.
+   * Resolves when that is done (a failure is logged, never thrown: the rows are stored). Rows
+   * delivered from the start of today on are never materialised and cost nothing here.
+   */
+  afterWrite(rows: readonly { delivery_start: Date }[]): Promise<void> {
+    return this.track(rows.map((r) => floorHour(r.delivery_start.getTime())));
+  }
+
   private onTradesStored(payload: string): void {
     let event: TradesStoredEvent;
     try {
@@ -90,14 +109,27 @@ export class PnlFreshness {
       this.log.warn('unreadable trades_stored payload', { error });
       return;
     }
+    const slots: number[] = [];
     for (const hour of touchedHours(event)) {
       try {
-        for (const slot of touchedSlots(hour, this.tz)) this.pending.add(slot.start.getTime());
+        for (const slot of touchedSlots(hour, this.tz)) slots.push(slot.start.getTime());
       } catch (error) {
         this.log.warn('trades_stored: an impossible delivery hour', { hour, error });
       }
     }
-    if (this.pending.size) this.enqueue(() => this.refreshPending());
+    void this.track(slots);
+  }
+
+  /** Queues the hours before today for the next refresh; resolves when it has run. */
+  private track(slots: readonly number[]): Promise<void> {
+    // Nothing from the start of today on is ever materialised (here or by another process), so
+    // the usual case, deals for today and later, needs no refresh and no look at the watermark.
+    const today = dayBounds(localDay(this.clock.now(), this.tz), this.tz).start.getTime();
+    const past = slots.filter((t) => t < today);
+    if (!past.length) return Promise.resolve();
+    for (const t of past) this.pending.add(t);
+    this.enqueue(() => this.refreshPending());
+    return this.tail;
   }
 
   private enqueue(task: () => Promise<void>): void {
@@ -109,10 +141,6 @@ export class PnlFreshness {
     if (!this.pending.size) return; // an earlier task of this tick took them
     const touched = [...this.pending];
     this.pending.clear();
-    // Nothing from the start of today on is ever materialised (here or by another process), so
-    // the usual case, deals for today and later, needs no look at the watermark at all.
-    const today = dayBounds(localDay(this.clock.now(), this.tz), this.tz).start.getTime();
-    if (touched.every((t) => t >= today)) return;
     const watermark = await this.watermark();
     const stale = touched.filter((t) => t < watermark);
     if (!stale.length) return;
@@ -120,9 +148,24 @@ export class PnlFreshness {
     const from = Math.min(...stale);
     const to = Math.max(...stale) + hourMs;
     const started = performance.now();
-    await this.db.query(sql`CALL refresh_continuous_aggregate('pnl_hourly', ${new Date(from)}::timestamptz, ${new Date(to)}::timestamptz)`);
+    await this.refresh(new Date(from), new Date(to));
     this.stats.refreshes += 1;
     this.stats.refreshMs += performance.now() - started;
+  }
+
+  /** One refresh, never overlapping another process's; refused ones (a refresher outside the lock) are tried again. */
+  private async refresh(from: Date | null, to: Date): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.db.exclusive(locks.pnlRefresh, () => this.db.query(sql`CALL refresh_continuous_aggregate('pnl_hourly', ${from}::timestamptz, ${to}::timestamptz)`));
+        return;
+      } catch (error) {
+        if (attempt >= refreshTries || !concurrentRefreshError.test((error as Error).message)) throw error;
+        this.stats.refused += 1;
+        this.log.info('pnl_hourly: another refresh of these hours is running; trying again', { attempt, from: from?.toISOString() ?? null, to: to.toISOString() });
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 25 * 2 ** attempt) * (0.5 + Math.random())));
+      }
+    }
   }
 
   /** End of the materialised range, in ms (another process may have moved it: read it each time). */

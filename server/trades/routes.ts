@@ -110,6 +110,7 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
     }
     assertMayWrite(c.get('user'), checked.value.trader_id);
     const [outcome] = await ingestTrades(db, [checked.value], 'api', tz, clock.now());
+    if (outcome!.status === 'stored') await deps.pnlFreshness?.afterWrite([checked.value]); // read-your-writes on every process
     metrics.tradesIngested.inc({ source: 'api', outcome: outcome!.status });
     if (outcome!.status === 'conflict') throw conflict(`id: trade ${checked.value.id} already exists with different ${outcome!.differences!.join(', ')}`);
     return c.json({ status: outcome!.status, trade: toApiTrade(checked.value, tz) }, 200);
@@ -163,6 +164,7 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
       valid.push({ index, row: checked.value });
     });
     const outcomes: IngestOutcome[] = valid.length ? await ingestTrades(db, valid.map((v) => v.row), query.source, tz, clock.now()) : [];
+    await deps.pnlFreshness?.afterWrite(valid.filter((_v, i) => outcomes[i]!.status === 'stored').map((v) => v.row));
     outcomes.forEach((o, i) => {
       const index = valid[i]!.index;
       const line = items[index]!.line;

@@ -3,7 +3,7 @@
 import { loadConfig, type Config } from '../../server/config';
 import type { Clock } from '../../server/clock';
 import type { Db } from '../../server/db';
-import { createLogger } from '../../server/log';
+import { createLogger, type Logger } from '../../server/log';
 import { start, type RunningServer } from '../../server/main';
 
 export const admin = { username: 'admin', password: 'admin-password' };
@@ -19,13 +19,13 @@ export interface TestServer extends RunningServer {
   request(path: string, init?: RequestInit & { json?: unknown; auth?: string | null }): Promise<Response>;
 }
 
-export async function startTestServer(options: { env?: Record<string, string>; clock?: Clock; db?: Db; dataDir?: string } = {}): Promise<TestServer> {
+export async function startTestServer(options: { env?: Record<string, string>; clock?: Clock; db?: Db; dataDir?: string; log?: Logger } = {}): Promise<TestServer> {
   const config: Config = loadConfig({
     PORT: '0', HOST: '127.0.0.1', ADMIN_USER: admin.username, ADMIN_PASSWORD: admin.password, LOG_LEVEL: 'silent',
     ...(options.dataDir ? { DATA_DIR: options.dataDir } : {}),
     ...options.env,
   });
-  const server = await start(config, { clock: options.clock, db: options.db, inMemory: !options.dataDir, log: createLogger(config.LOG_LEVEL) });
+  const server = await start(config, { clock: options.clock, db: options.db, inMemory: !options.dataDir, log: options.log ?? createLogger(config.LOG_LEVEL) });
   return {
     ...server,
     request(path, init = {}) {
@@ -39,6 +39,15 @@ export async function startTestServer(options: { env?: Record<string, string>; c
       return fetch(`${server.url}${path}`, { ...init, headers, body });
     },
   };
+}
+
+export interface LogEntry { level: string; msg: string; fields?: Record<string, unknown> }
+
+/** A logger that keeps what it is told, for assertions on what a server logged. */
+export function recordingLogger(entries: LogEntry[] = []): Logger & { entries: LogEntry[] } {
+  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => { entries.push({ level, msg, fields }); };
+  const log = { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => log };
+  return log;
 }
 
 /** A valid trade of the public API, with overrides. */

@@ -1,4 +1,4 @@
-// Number and time formatting for the report: signed PnL as in the seed ("+ 450", "- 120").
+// Number and time formatting for the report: signed PnL with the sign apart ("+ 450", "- 120").
 
 const mw = new Intl.NumberFormat('en-US', { maximumFractionDigits: 3 });
 const eur = new Intl.NumberFormat('en-US', { minimumFractionDigits: 0, maximumFractionDigits: 2 });
@@ -8,7 +8,7 @@ export function formatMw(value: number | null | undefined): string {
   return value === null || value === undefined ? '–' : mw.format(value);
 }
 
-/** "+ 450", "- 120.5", "0": the sign apart from the digits, as the seed shows it. */
+/** "+ 450", "- 120.5", "0": the sign apart from the digits, as the desk reads it. */
 export function formatSigned(value: number | null | undefined): string {
   if (value === null || value === undefined) return '–';
   const rounded = Math.round(value * 100) / 100;
