@@ -1,45 +1,27 @@
 // The exchange session over RabbitMQ (the real broker on 127.0.0.1:5672): no deal lost when the
 // broker connection drops, redelivery of what was not committed, resume on a gap, publisher
 // confirms, a standby gateway taking over the single-active-consumer queue.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startExchangeSim, type ExchangeSim, type ExchangeSimOptions } from '../scripts/exchange-sim';
-import { sql, type Db } from '../server/db';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { ExchangeSim } from '../scripts/exchange-sim';
+import { sql } from '../server/db';
 import { amqpTopology } from '../server/exchange/amqp-transport';
-import { FeedGateway, type GatewayOptions } from '../server/feed/gateway';
+import type { GatewayOptions } from '../server/feed/gateway';
 import { amqpUrl, deleteTopology, queueDepth, uniquePrefix } from './helpers/amqp';
-import { startTestServer, type TestServer } from './helpers/server';
+import { exchangeHarness, storedIds as storedIdsOf, withTransaction } from './helpers/exchange';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy';
 import { until } from './helpers/wait';
-
-let server: TestServer;
-const cleanup: (() => Promise<unknown>)[] = [];
-beforeAll(async () => { server = await startTestServer(); });
-afterEach(async () => { while (cleanup.length) await cleanup.pop()!().catch(() => {}); });
-afterAll(async () => { await server?.close(); });
 
 const tz = 'Europe/Berlin';
 const fast = { heartbeatMs: 1000, backoffMinMs: 20, backoffMaxMs: 200, batchMs: 5, resumeTimeoutMs: 500 } satisfies Partial<GatewayOptions>;
 
-let member = '';
 let prefix = '';
+const h = exchangeHarness(fast, () => ({ transport: 'amqp', amqpUrl, amqpPrefix: prefix }));
+const { sim, cleanup } = h;
 beforeEach(() => {
-  member = `a${Math.random().toString(36).slice(2, 10)}`;
   prefix = uniquePrefix('session');
   cleanup.push(() => deleteTopology(prefix));
 });
-
-async function sim(options: ExchangeSimOptions = {}): Promise<ExchangeSim> {
-  const s = await startExchangeSim({ idPrefix: `q${Math.random().toString(36).slice(2, 8)}`, transport: 'amqp', amqpUrl, amqpPrefix: prefix, ...options });
-  cleanup.push(() => s.close());
-  return s;
-}
-
-async function gateway(url: string, options: Partial<GatewayOptions> = {}): Promise<FeedGateway> {
-  const g = new FeedGateway({ db: server.deps.db, url, tz, member, amqpPrefix: prefix, ...fast, ...options });
-  cleanup.push(() => g.close());
-  await g.start();
-  return g;
-}
+const gateway = (url: string, options: Partial<GatewayOptions> = {}) => h.gateway(url, { amqpPrefix: prefix, ...options });
 
 async function proxy(): Promise<TcpProxy> {
   const p = await startTcpProxy(Number(new URL(amqpUrl).port || 5672), new URL(amqpUrl).hostname);
@@ -49,10 +31,7 @@ async function proxy(): Promise<TcpProxy> {
 
 const viaProxy = (p: TcpProxy) => { const u = new URL(amqpUrl); u.host = `127.0.0.1:${p.port}`; return u.toString(); };
 
-async function storedIds(s: ExchangeSim): Promise<Map<string, number>> {
-  const rows = await server.deps.db.query<{ id: string; n: number }>(sql`SELECT id, count(*)::int AS n FROM trades WHERE id LIKE ${`${s.deals[0]!.id.split('-')[0]!}-%`} GROUP BY id`);
-  return new Map(rows.map((r) => [r.id, r.n]));
-}
+const storedIds = (s: ExchangeSim) => storedIdsOf(h.server.deps.db, s.deals[0]!.id.split('-')[0]!);
 
 async function allStored(s: ExchangeSim, timeoutMs = 20_000) {
   await until(async () => (await storedIds(s)).size === s.deals.length, `all ${s.deals.length} deals stored`, timeoutMs);
@@ -62,7 +41,7 @@ async function allStored(s: ExchangeSim, timeoutMs = 20_000) {
 }
 
 async function committed(): Promise<number> {
-  const [row] = await server.deps.db.query<{ committed_seq: number }>(sql`SELECT committed_seq FROM exchange_sessions WHERE member = ${member}`);
+  const [row] = await h.server.deps.db.query<{ committed_seq: number }>(sql`SELECT committed_seq FROM exchange_sessions WHERE member = ${h.member}`);
   return row?.committed_seq ?? 0;
 }
 
@@ -89,9 +68,9 @@ describe('exchange session over RabbitMQ', () => {
 
   it('redelivers what was not committed when the gateway stops before its database took the messages', async () => {
     const s = await sim();
-    const db = server.deps.db;
+    const db = h.server.deps.db;
     let failing = false;
-    const flaky: Db = { ...bound(db), transaction: (fn) => (failing ? Promise.reject(new Error('database down (injected)')) : db.transaction(fn)) };
+    const flaky = withTransaction(db, (fn) => (failing ? Promise.reject(new Error('database down (injected)')) : db.transaction(fn)));
     const dead = await gateway(amqpUrl, { db: flaky, backoffMinMs: 5, backoffMaxMs: 10 });
     failing = true; // registered; from now on no batch can be stored
     await until(() => dead.connected, 'the broken gateway consuming');
@@ -113,7 +92,7 @@ describe('exchange session over RabbitMQ', () => {
     await allStored(s);
     expect(await committed()).toBe(55);
     expect(s.resumes).toBeGreaterThanOrEqual(1);
-    const [gap] = await server.deps.db.query<{ filled_at: Date | null }>(sql`SELECT filled_at FROM exchange_gaps WHERE member = ${member} ORDER BY id LIMIT 1`);
+    const [gap] = await h.server.deps.db.query<{ filled_at: Date | null }>(sql`SELECT filled_at FROM exchange_gaps WHERE member = ${h.member} ORDER BY id LIMIT 1`);
     expect(gap!.filled_at).toBeInstanceOf(Date);
   });
 
@@ -143,8 +122,3 @@ describe('exchange session over RabbitMQ', () => {
     expect(b.counts.stored).toBe(100);
   });
 });
-
-function bound(db: Db): Db {
-  return { kind: db.kind, query: db.query.bind(db), bulkInsert: db.bulkInsert.bind(db), execScript: db.execScript.bind(db), exclusive: db.exclusive.bind(db), listen: db.listen.bind(db), notify: db.notify.bind(db), advisoryLock: db.advisoryLock.bind(db), close: async () => {}, transaction: db.transaction.bind(db) };
-}
-

@@ -6,50 +6,22 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { io as connect, type Socket } from 'socket.io-client';
-import { startExchangeSim, type ExchangeSim, type ExchangeSimOptions } from '../scripts/exchange-sim';
+import { startExchangeSim, type ExchangeSim } from '../scripts/exchange-sim';
 import { sql, type Queryable } from '../server/db';
-import { FeedGateway, type GatewayOptions } from '../server/feed/gateway';
+import type { FeedGateway, GatewayOptions } from '../server/feed/gateway';
 import type { ClientToServerEvents, FeedStatus, PnlReport, PnlUpdate, RecalledTrade, ServerToClientEvents, SubscribeAck } from '../server/live/events';
 import { localDay } from '../server/time/market-time';
-import { adminAuth, startTestServer, type TestServer } from './helpers/server';
+import { connected, exchangeHarness, storedIds as storedIdsOf } from './helpers/exchange';
+import { adminAuth } from './helpers/server';
 import { until } from './helpers/wait';
-
-let server: TestServer;
-const cleanup: (() => Promise<unknown>)[] = [];
-beforeAll(async () => { server = await startTestServer(); });
-afterEach(async () => { while (cleanup.length) await cleanup.pop()!().catch(() => {}); });
-afterAll(async () => { await server?.close(); });
 
 const tz = 'Europe/Berlin';
 const fast = { heartbeatMs: 100, backoffMinMs: 20, backoffMaxMs: 200, batchMs: 5, resumeTimeoutMs: 300 } satisfies Partial<GatewayOptions>;
-
-/** Each test has a session member of its own (resume points are per member). */
-let member = '';
-beforeEach(() => { member = `s${Math.random().toString(36).slice(2, 10)}`; });
-
-async function sim(options: ExchangeSimOptions = {}): Promise<ExchangeSim> {
-  const s = await startExchangeSim({ idPrefix: `x${Math.random().toString(36).slice(2, 8)}`, ...options });
-  cleanup.push(() => s.close());
-  return s;
-}
-
-async function gateway(url: string, options: Partial<GatewayOptions> = {}): Promise<FeedGateway> {
-  const g = new FeedGateway({ db: server.deps.db, url, tz, member, ...fast, ...options });
-  cleanup.push(() => g.close());
-  await g.start();
-  return g;
-}
-
-async function connected(g: FeedGateway, connections = 1) {
-  await until(() => g.connected && g.connections >= connections, `gateway connection #${connections}`);
-}
-
-async function storedIds(prefix: string): Promise<Map<string, number>> {
-  const rows = await server.deps.db.query<{ id: string; n: number }>(sql`SELECT id, count(*)::int AS n FROM trades WHERE id LIKE ${`${prefix}-%`} GROUP BY id`);
-  return new Map(rows.map((r) => [r.id, r.n]));
-}
+const h = exchangeHarness(fast);
+const { sim, gateway, cleanup } = h;
+const storedIds = (prefix: string) => storedIdsOf(h.server.deps.db, prefix);
 
 const prefixOf = (s: ExchangeSim) => s.deals[0]!.id.split('-')[0]!;
 
@@ -61,7 +33,7 @@ async function allStored(s: ExchangeSim, timeoutMs = 15_000) {
 }
 
 async function sessionRow() {
-  const [row] = await server.deps.db.query<{ committed_seq: number; exchange_seq: number; resets: number }>(sql`SELECT committed_seq, exchange_seq, resets FROM exchange_sessions WHERE member = ${member}`);
+  const [row] = await h.server.deps.db.query<{ committed_seq: number; exchange_seq: number; resets: number }>(sql`SELECT committed_seq, exchange_seq, resets FROM exchange_sessions WHERE member = ${h.member}`);
   return row!;
 }
 
@@ -99,8 +71,8 @@ describe('exchange session (protocol version 2)', () => {
     await allStored(s);
     await g.drained();
     expect((await sessionRow()).committed_seq).toBe(95);
-    const status: FeedStatus = await json(server.request('/v1/feed/status'));
-    const session = status.sessions.find((x) => x.member === member)!;
+    const status: FeedStatus = await json(h.server.request('/v1/feed/status'));
+    const session = status.sessions.find((x) => x.member === h.member)!;
     expect(session).toMatchObject({ committed_seq: 95, exchange_seq: 95 });
     expect(session.gaps.length).toBeGreaterThanOrEqual(1);
     for (const gap of session.gaps) {
@@ -114,18 +86,18 @@ describe('exchange session (protocol version 2)', () => {
 
   it('resumes from the committed seq when a restarted gateway takes over the member and gets what was sent meanwhile', async () => {
     const s = await sim();
-    const first = await gateway(s.url, { gatewayId: `gw-${member}` });
+    const first = await gateway(s.url, { gatewayId: `gw-${h.member}` });
     await connected(first);
     for (let i = 0; i < 40; i++) s.sendDeal({ trader_id: 'xs_restart' });
     await until(async () => (await storedIds(prefixOf(s))).size === 40, 'the first 40');
     await first.close();
     for (let i = 0; i < 60; i++) s.sendDeal({ trader_id: 'xs_restart' }); // while no gateway runs
-    const second = await gateway(s.url, { gatewayId: `gw-${member}` });
+    const second = await gateway(s.url, { gatewayId: `gw-${h.member}` });
     await connected(second);
     await allStored(s);
     expect(resumes(s).at(-1)).toBe(40);
     expect(second.counts.stored).toBe(100); // the same id carries its counters over
-    const rows = await server.deps.db.query(sql`SELECT 1 FROM feed_gateways WHERE gateway_id = ${`gw-${member}`}`);
+    const rows = await h.server.deps.db.query(sql`SELECT 1 FROM feed_gateways WHERE gateway_id = ${`gw-${h.member}`}`);
     expect(rows).toHaveLength(1);
   });
 
@@ -143,7 +115,7 @@ describe('exchange session (protocol version 2)', () => {
     await g.drained();
     expect(g.counts).toMatchObject({ stored: 2, conflicts: 0, dead_lettered: 2 });
     expect(g.counts.ignored).toBeGreaterThanOrEqual(1);
-    const letters = await server.deps.db.query<{ seq: number; reason: string }>(sql`SELECT seq, reason FROM feed_dead_letters WHERE gateway_id = ${g.gatewayId} ORDER BY id`);
+    const letters = await h.server.deps.db.query<{ seq: number; reason: string }>(sql`SELECT seq, reason FROM feed_dead_letters WHERE gateway_id = ${g.gatewayId} ORDER BY id`);
     expect(letters.map((l) => l.seq)).toEqual([2, 3]);
     expect(letters[0]!.reason).toMatch(/^message: expected the key "deal_confirmation" .*got keys "order_ack"/);
     expect(letters[1]!.reason).toMatch(/^message: not valid JSON/);
@@ -180,14 +152,14 @@ describe('exchange session (protocol version 2)', () => {
   });
 
   it('starts again from the exchange numbering and stores its deals when the exchange restarted its sequence', async () => {
-    const s1 = await startExchangeSim({ idPrefix: `r1${member}` });
+    const s1 = await startExchangeSim({ idPrefix: `r1${h.member}` });
     const g = await gateway(s1.url, { backoffMinMs: 20, backoffMaxMs: 50 });
     await connected(g);
     for (let i = 0; i < 30; i++) s1.sendDeal({ trader_id: 'xs_reset' });
     await until(async () => (await sessionRow()).committed_seq === 30, 'seq 30 committed');
     const port = s1.port;
     await s1.close();
-    const s2 = await sim({ port, idPrefix: `r2${member}` }); // a new exchange process: numbering from 1 again
+    const s2 = await sim({ port, idPrefix: `r2${h.member}` }); // a new exchange process: numbering from 1 again
     await connected(g, 2);
     for (let i = 0; i < 10; i++) s2.sendDeal({ trader_id: 'xs_reset' });
     await allStored(s2);
@@ -205,7 +177,7 @@ describe('exchange session (protocol version 2)', () => {
     const later = s.sendDeal({ trader_id: 'xs_lost' }); // seq 6
     await until(async () => (await storedIds(prefixOf(s))).has(later.id), 'the deal after the lost one', 10_000);
     expect((await storedIds(prefixOf(s))).has(held.id)).toBe(false); // only the nightly file can bring it now
-    const [gap] = await server.deps.db.query<{ from_seq: number; to_seq: number; lost_at: Date | null; filled_at: Date | null }>(sql`SELECT from_seq, to_seq, lost_at, filled_at FROM exchange_gaps WHERE member = ${member}`);
+    const [gap] = await h.server.deps.db.query<{ from_seq: number; to_seq: number; lost_at: Date | null; filled_at: Date | null }>(sql`SELECT from_seq, to_seq, lost_at, filled_at FROM exchange_gaps WHERE member = ${h.member}`);
     expect(gap).toMatchObject({ from_seq: 5, to_seq: 5, filled_at: null });
     expect(gap!.lost_at).toBeInstanceOf(Date);
     expect((await sessionRow()).committed_seq).toBe(6);
@@ -213,12 +185,12 @@ describe('exchange session (protocol version 2)', () => {
 
   it('runs the handler of another kind in the transaction of its seq, so a batch stores nothing until the handler succeeds', async () => {
     const s = await sim();
-    const db = server.deps.db;
+    const db = h.server.deps.db;
     await db.execScript(`CREATE TABLE IF NOT EXISTS test_reports (member text, seq bigint, body jsonb)`);
     let calls = 0;
     const handler = async (tx: Queryable, messages: { seq: number | null; body: unknown }[]) => {
       calls += 1;
-      for (const m of messages) await tx.query(sql`INSERT INTO test_reports (member, seq, body) VALUES (${member}, ${m.seq}, ${JSON.stringify(m.body)}::jsonb)`);
+      for (const m of messages) await tx.query(sql`INSERT INTO test_reports (member, seq, body) VALUES (${h.member}, ${m.seq}, ${JSON.stringify(m.body)}::jsonb)`);
       if (calls === 1) throw new Error('the order book was not reachable (injected)');
     };
     const g = await gateway(s.url, { handlers: { execution_report: handler }, batchMs: 50, backoffMinMs: 10 });
@@ -228,7 +200,7 @@ describe('exchange session (protocol version 2)', () => {
     s.sendDeal({ trader_id: 'xs_handler' });
     await until(async () => (await sessionRow()).committed_seq === 3, 'seq 3 committed after the retry');
     expect(calls).toBe(2);
-    const reports = await db.query<{ seq: number; body: unknown }>(sql`SELECT seq, body FROM test_reports WHERE member = ${member}`);
+    const reports = await db.query<{ seq: number; body: unknown }>(sql`SELECT seq, body FROM test_reports WHERE member = ${h.member}`);
     expect(reports).toEqual([{ seq: 2, body: { order_id: 'o-7', status: 'filled' } }]); // the failed attempt left nothing
     expect((await storedIds(prefixOf(s))).size).toBe(2);
   });
@@ -237,7 +209,7 @@ describe('exchange session (protocol version 2)', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'pd-journal-'));
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const journalFile = path.join(dir, 'journal.ndjson');
-    const first = await startExchangeSim({ idPrefix: `j${member}`, journalFile });
+    const first = await startExchangeSim({ idPrefix: `j${h.member}`, journalFile });
     const sent = Array.from({ length: 25 }, () => first.sendDeal({ trader_id: 'xs_journal' }).id);
     const port = first.port;
     await first.close(); // nobody ever received these
@@ -246,7 +218,7 @@ describe('exchange session (protocol version 2)', () => {
     const g = await gateway(second.url);
     await connected(g);
     await until(async () => (await sessionRow()).committed_seq === 25, 'the journal replayed and committed');
-    const stored = await storedIds(`j${member}`);
+    const stored = await storedIds(`j${h.member}`);
     expect([...stored.keys()].sort()).toEqual([...sent].sort());
     second.sendDeal({ trader_id: 'xs_journal' });
     await until(async () => (await sessionRow()).committed_seq === 26, 'numbering goes on from the journal');
@@ -270,15 +242,15 @@ describe('deal recalls', () => {
   let sock: Client | undefined;
   afterEach(() => { sock?.close(); sock = undefined; });
 
-  const report = async (trader: string, day: string): Promise<PnlReport> => json(server.request(`/v1/reports/pnl?trader_id=${trader}&delivery_day=${day}`));
+  const report = async (trader: string, day: string): Promise<PnlReport> => json(h.server.request(`/v1/reports/pnl?trader_id=${trader}&delivery_day=${day}`));
 
   it('leaves a recalled deal out of the report and the desk, strikes it on the tape and pushes the corrected pnl row when the exchange recalls it', async () => {
     const s = await sim();
     const g = await gateway(s.url);
     await connected(g);
     const day = localDay(new Date(), tz);
-    const trader = `xr_${member}`;
-    sock = connect(server.url, { extraHeaders: { Authorization: adminAuth }, transports: ['websocket'] });
+    const trader = `xr_${h.member}`;
+    sock = connect(h.server.url, { extraHeaders: { Authorization: adminAuth }, transports: ['websocket'] });
     const ack: SubscribeAck = await sock.timeout(5000).emitWithAck('subscribe', { trader_id: trader, delivery_day: day });
     expect(ack.ok).toBe(true);
     const keep = s.sendDeal({ trader_id: trader, delivery_day: day, delivery_hour: '10-11', price: 50, quantity: 2, direction: 'sell' });
@@ -294,9 +266,9 @@ describe('deal recalls', () => {
     expect(row.hour).toMatchObject({ label: '10-11', trades: 1, sell_mw: 2, pnl_eur: 100 });
     expect(row.total).toMatchObject({ trades: 1, pnl_eur: 100 });
     expect((await report(trader, day)).total).toMatchObject({ trades: 1, pnl_eur: 100 });
-    const desk = await json(server.request(`/v1/reports/desk?delivery_day=${day}`));
+    const desk = await json(h.server.request(`/v1/reports/desk?delivery_day=${day}`));
     expect(desk.traders.find((t: { trader_id: string }) => t.trader_id === trader)).toMatchObject({ trades: 1, pnl_eur: 100 });
-    const listed = await json(server.request(`/v1/trades?trader_id=${trader}`));
+    const listed = await json(h.server.request(`/v1/trades?trader_id=${trader}`));
     expect(listed.find((t: { id: string }) => t.id === keep.id).recall).toBeUndefined();
     expect(listed.find((t: { id: string }) => t.id === bad.id).recall).toMatchObject({ reason: 'mistrade: price out of range' });
     expect(g.counts.recalls).toBe(1);
@@ -306,15 +278,15 @@ describe('deal recalls', () => {
     const s = await sim();
     const g = await gateway(s.url);
     await connected(g);
-    const trader = `xp_${member}`;
+    const trader = `xp_${h.member}`;
     const day = '2023-05-10';
     s.sendDeal({ trader_id: trader, delivery_day: day, delivery_hour: '08-09', price: 40, quantity: 1, direction: 'buy' });
     const bad = s.sendDeal({ trader_id: trader, delivery_day: day, delivery_hour: '08-09', price: 60, quantity: 3, direction: 'buy' });
     await until(async () => (await report(trader, day)).total.trades === 2, 'both deals in the past day\'s report');
     // Materialised (as every start and every new day does): the hour is read from the
     // materialisation now, and the recall must refresh it.
-    await server.deps.pnlFreshness!.materialiseHistory();
-    expect(await server.deps.pnlFreshness!.watermark()).toBeGreaterThan(Date.parse('2023-05-10T06:00:00Z')); // 08-09 Berlin
+    await h.server.deps.pnlFreshness!.materialiseHistory();
+    expect(await h.server.deps.pnlFreshness!.watermark()).toBeGreaterThan(Date.parse('2023-05-10T06:00:00Z')); // 08-09 Berlin
     expect((await report(trader, day)).total.trades).toBe(2);
     s.sendRecall(bad.id);
     await until(async () => (await report(trader, day)).total.trades === 1, 'the report without the recalled deal');
@@ -325,18 +297,18 @@ describe('deal recalls', () => {
     const s = await sim();
     const g = await gateway(s.url);
     await connected(g);
-    const trader = `xu_${member}`;
+    const trader = `xu_${h.member}`;
     const day = localDay(new Date(), tz);
-    const id = `${member}-late`;
+    const id = `${h.member}-late`;
     s.sendRecall(id, 'mistrade');
     await until(async () => (await sessionRow()).committed_seq === 1, 'the recall committed');
-    const [pending] = await server.deps.db.query(sql`SELECT reason FROM deal_recalls WHERE id = ${id}`);
+    const [pending] = await h.server.deps.db.query(sql`SELECT reason FROM deal_recalls WHERE id = ${id}`);
     expect(pending).toEqual({ reason: 'mistrade' });
     s.sendDeal({ id, trader_id: trader, delivery_day: day, delivery_hour: '12-13', price: 70, quantity: 4, direction: 'sell' });
     s.sendDeal({ trader_id: trader, delivery_day: day, delivery_hour: '12-13', price: 10, quantity: 1, direction: 'sell' });
     await until(async () => (await sessionRow()).committed_seq === 3, 'both deals committed');
     expect((await report(trader, day)).total).toMatchObject({ trades: 1, pnl_eur: 10 });
-    const listed = await json(server.request(`/v1/trades?trader_id=${trader}`));
+    const listed = await json(h.server.request(`/v1/trades?trader_id=${trader}`));
     expect(listed.find((t: { id: string }) => t.id === id).recall).toMatchObject({ reason: 'mistrade' });
     expect(g.counts).toMatchObject({ stored: 2, recalls: 1 });
   });
@@ -347,7 +319,7 @@ describe('deal recalls', () => {
     await connected(g);
     s.send({ deal_recall: { reason: 'mistrade' } });
     await until(() => g.counts.dead_lettered === 1, 'the dead letter');
-    const [letter] = await server.deps.db.query<{ reason: string; seq: number }>(sql`SELECT reason, seq FROM feed_dead_letters WHERE gateway_id = ${g.gatewayId}`);
+    const [letter] = await h.server.deps.db.query<{ reason: string; seq: number }>(sql`SELECT reason, seq FROM feed_dead_letters WHERE gateway_id = ${g.gatewayId}`);
     expect(letter).toMatchObject({ seq: 1 });
     expect(letter!.reason).toMatch(/^deal_recall\.id: /);
     expect((await sessionRow()).committed_seq).toBe(1);
