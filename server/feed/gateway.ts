@@ -110,8 +110,11 @@ export class FeedGateway extends EventEmitter {
   private lastStatusAt = 0;
   private statusTimer?: NodeJS.Timeout;
   private lock?: HeldLock;
-  /** Dead letters of the batch being written (per transaction: a failed attempt's are dropped), stored last in arrival order. */
-  private dead = new Map<Queryable, DeadLetter[]>();
+  /**
+   * What the batch being written adds up to, per transaction (a failed attempt's is dropped):
+   * its dead letters, stored last in arrival order, and its counts, committed with its seq.
+   */
+  private batches = new Map<Queryable, { dead: DeadLetter[]; counts: Omit<FeedCounts, 'received' | 'ignored'> }>();
 
   constructor(options: GatewayOptions) {
     super();
@@ -134,7 +137,7 @@ export class FeedGateway extends EventEmitter {
       db: this.db, transport: this.transport, member: this.member, gatewayId: this.gatewayId, clock: this.clock, log: this.log,
       handlers: { deal_confirmation: deals, trade_confirmation: deals, deal_recall: (tx, messages) => this.storeRecalls(tx, messages), ...options.handlers },
       unreadable: async (tx, messages) => { this.deadLetter(tx, messages); },
-      finish: (tx) => this.writeDeadLetters(tx),
+      finish: (tx) => this.finishBatch(tx),
       batchMax: options.batchMax, batchMs: options.batchMs, maxPending: options.maxPending,
       backoffMinMs: options.backoffMinMs, backoffMaxMs: options.backoffMaxMs, resumeTimeoutMs: options.resumeTimeoutMs,
     });
@@ -185,7 +188,7 @@ export class FeedGateway extends EventEmitter {
   async start(): Promise<void> {
     const now = this.clock.now();
     this.lock = await this.takeLivenessLock();
-    const taken = await this.db.transaction(async (tx) => {
+    const register = () => this.db.transaction(async (tx) => {
       const [other] = await tx.query<{ alive: boolean }>(sql`
         SELECT ${alive(this.staleMs, now)} AS alive FROM feed_gateways g WHERE g.gateway_id = ${this.gatewayId} FOR UPDATE`);
       if (other?.alive) return false;
@@ -206,6 +209,10 @@ export class FeedGateway extends EventEmitter {
         WHERE i.gateway_id = g.gateway_id AND i.ended_at IS NULL AND (g.gateway_id = ${this.gatewayId} OR NOT ${alive(this.staleMs, now)})`);
       await tx.query(sql`UPDATE feed_gateways SET seen_at = ${now} WHERE gateway_id = ${this.gatewayId}`);
       return true;
+    });
+    const taken = await register().catch(async (error: Error) => {
+      await this.lock?.release();
+      throw error;
     });
     if (!taken) {
       await this.lock?.release();
@@ -314,6 +321,8 @@ export class FeedGateway extends EventEmitter {
       }
     }
     this.deadLetter(tx, dead);
+    const counts = this.batchOf(tx).counts;
+    for (const [status, n] of count(outcomes)) counts[status === 'stored' ? 'stored' : status === 'duplicate' ? 'duplicates' : 'conflicts'] += n;
     return () => {
       for (const [status, n] of count(outcomes)) {
         this.counts[status === 'stored' ? 'stored' : status === 'duplicate' ? 'duplicates' : 'conflicts'] += n;
@@ -336,6 +345,7 @@ export class FeedGateway extends EventEmitter {
     }
     const outcomes = await recallDeals(tx, recalls, 'feed', this.tz);
     this.deadLetter(tx, dead);
+    this.batchOf(tx).counts.recalls += outcomes.filter((o) => o.status !== 'repeated').length;
     return () => {
       const fresh = outcomes.filter((o) => o.status !== 'repeated');
       this.counts.recalls += fresh.length;
@@ -344,17 +354,36 @@ export class FeedGateway extends EventEmitter {
     };
   }
 
-  private deadLetter(tx: Queryable, dead: readonly DeadLetter[]): void {
-    if (!dead.length) return;
-    const list = this.dead.get(tx) ?? [];
-    for (const d of dead) list.push({ arrival: d.arrival, raw: d.raw, receivedAt: d.receivedAt, reason: d.reason, seq: d.seq });
-    this.dead.set(tx, list);
+  private batchOf(tx: Queryable) {
+    let batch = this.batches.get(tx);
+    if (!batch) {
+      batch = { dead: [], counts: { stored: 0, duplicates: 0, conflicts: 0, dead_lettered: 0, recalls: 0 } };
+      this.batches.set(tx, batch);
+    }
+    return batch;
   }
 
-  /** The batch's dead letters, in one statement (a retried batch collects them anew). */
-  private async writeDeadLetters(tx: Queryable) {
-    const dead = (this.dead.get(tx) ?? []).sort((a, b) => a.arrival - b.arrival);
-    this.dead.clear(); // whatever else is there came from attempts that rolled back
+  private deadLetter(tx: Queryable, dead: readonly DeadLetter[]): void {
+    if (!dead.length) return;
+    const batch = this.batchOf(tx);
+    for (const d of dead) batch.dead.push({ arrival: d.arrival, raw: d.raw, receivedAt: d.receivedAt, reason: d.reason, seq: d.seq });
+    batch.counts.dead_lettered += dead.length;
+  }
+
+  /**
+   * The batch's dead letters in one statement, and its counts added to the gateway's row in the
+   * same transaction: after a crash the counters say exactly what was committed.
+   */
+  private async finishBatch(tx: Queryable) {
+    const batch = this.batches.get(tx);
+    this.batches.clear(); // whatever else is there came from attempts that rolled back
+    if (!batch) return undefined;
+    const c = batch.counts;
+    await tx.query(sql`
+      UPDATE feed_gateways SET stored = stored + ${c.stored}, duplicates = duplicates + ${c.duplicates}, conflicts = conflicts + ${c.conflicts},
+        dead_lettered = dead_lettered + ${c.dead_lettered}, recalls = recalls + ${c.recalls}
+      WHERE gateway_id = ${this.gatewayId}`);
+    const dead = batch.dead.sort((a, b) => a.arrival - b.arrival);
     if (!dead.length) return undefined;
     await tx.bulkInsert('feed_dead_letters', [
       { name: 'gateway_id', type: 'text' }, { name: 'received_at', type: 'timestamptz' }, { name: 'raw', type: 'text' }, { name: 'reason', type: 'text' }, { name: 'seq', type: 'bigint' },
@@ -366,11 +395,11 @@ export class FeedGateway extends EventEmitter {
     };
   }
 
+  /** What is counted on arrival (the rest is committed with each batch). */
   private async saveCounts(): Promise<void> {
     const c = this.counts;
     await this.db.query(sql`
-      UPDATE feed_gateways SET received = ${c.received}, stored = ${c.stored}, duplicates = ${c.duplicates}, conflicts = ${c.conflicts},
-        dead_lettered = ${c.dead_lettered}, recalls = ${c.recalls}, ignored = ${c.ignored}, last_message_at = ${this.lastMessageAt}, seen_at = ${this.clock.now()}
+      UPDATE feed_gateways SET received = ${c.received}, ignored = ${c.ignored}, last_message_at = ${this.lastMessageAt}, seen_at = ${this.clock.now()}
       WHERE gateway_id = ${this.gatewayId}`);
   }
 
