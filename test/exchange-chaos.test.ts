@@ -107,7 +107,7 @@ const simOptions = (seed: number) => ({
 
 const serverEnv = (dataDir: string, member: string): Record<string, string> => ({
   DATA_DIR: dataDir, EXCHANGE_MEMBER: member, FEED_GATEWAY_ID: 'chaos-gw', FEED_HEARTBEAT_MS: '1000',
-  FEED_BACKOFF_MIN_MS: '50', FEED_BACKOFF_MAX_MS: '500', EXCHANGE_RESUME_TIMEOUT_MS: '1000',
+  FEED_BACKOFF_MIN_MS: '50', FEED_BACKOFF_MAX_MS: '500',
 });
 
 describe('no deal lost across crashes (server process, kill -9)', () => {

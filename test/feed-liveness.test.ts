@@ -8,14 +8,16 @@ import { sql, type Db } from '../server/db';
 import { openServer } from '../server/db/server';
 import { migrate } from '../server/db/migrate';
 import { feedStatus } from '../server/feed/status';
+import { freshTimescaleDatabase } from './helpers/databases';
 import { startGatewayProcess, type ServerProcess } from './helpers/process';
 import { until } from './helpers/wait';
 
-const url = process.env.TEST_TIMESCALE_URL;
-if (!url) console.warn('\n!!! SKIPPING test/feed-liveness.test.ts: TEST_TIMESCALE_URL is not set (a TimescaleDB server, e.g. postgres://postgres@127.0.0.1:5433/ts_test) !!!\n');
-
 const cleanup: (() => Promise<unknown>)[] = [];
 afterAll(async () => { while (cleanup.length) await cleanup.pop()!().catch(() => {}); });
+
+const fresh = await freshTimescaleDatabase('liveness', 'test/feed-liveness.test.ts (gateway liveness across processes)');
+if (fresh) cleanup.push(() => fresh.drop());
+const url = fresh?.url;
 
 describe.skipIf(!url)('gateway liveness across processes (TimescaleDB server)', () => {
   it('says disconnected at once when the gateway process is killed with -9, and a restart under its id takes its row over', async () => {

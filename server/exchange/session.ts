@@ -99,7 +99,8 @@ interface Awaiting {
   from: number;
   /** Lowest seq seen beyond the missing ones (null: nothing seen yet, perhaps nothing is missing). */
   beyond: number | null;
-  since: number;
+  /** Checks since the request (websocket) or since the last frame arrived (AMQP) without the replay starting. */
+  idle: number;
   attempts: number;
   gapId?: Promise<number | undefined>;
 }
@@ -136,6 +137,8 @@ export class ExchangeSession extends EventEmitter<SessionEvents> {
   private flushing?: Promise<void>;
   private flushTimer?: NodeJS.Timeout;
   private resumeTimer?: NodeJS.Timeout;
+  /** Checks that make up resumeTimeoutMs: counted in ticks, so a stall of our own event loop is one tick, not a timeout. */
+  private ticksPerTimeout = 4;
   private paused = false;
   private closing = false;
   private gaveUp = false;
@@ -180,6 +183,7 @@ export class ExchangeSession extends EventEmitter<SessionEvents> {
     this.committed = this.received = row?.committed_seq ?? 0;
     this.exchangeSeq = row?.exchange_seq ?? 0;
     const tick = Math.max(20, Math.floor(this.o.resumeTimeoutMs / 4));
+    this.ticksPerTimeout = Math.max(1, Math.ceil(this.o.resumeTimeoutMs / tick));
     this.resumeTimer = setInterval(() => this.checkResume(), tick);
     this.resumeTimer.unref?.();
     this.transport.start();
@@ -219,7 +223,7 @@ export class ExchangeSession extends EventEmitter<SessionEvents> {
     // A websocket starts from nothing: ask for everything after what is committed. What is
     // received but not committed yet comes again and is ignored.
     this.freshResume = this.committed;
-    this.awaiting = { from: this.received + 1, beyond: null, since: Date.now(), attempts: 1 };
+    this.awaiting = { from: this.received + 1, beyond: null, idle: 0, attempts: 1 };
     this.requestResume(this.committed);
   }
 
@@ -248,6 +252,9 @@ export class ExchangeSession extends EventEmitter<SessionEvents> {
   /** The sequence rules: true when the frame is the next one (or the first of a restarted numbering). */
   private accept(seq: number, item: Item): boolean {
     if (seq > this.exchangeSeq) this.exchangeSeq = seq;
+    // Over AMQP a replay queues up behind what the queue already holds: while frames keep coming
+    // it is on its way. A websocket replays at once: frames that keep coming prove nothing.
+    if (this.awaiting && this.transport.redelivers) this.awaiting.idle = 0;
     const fresh = this.freshResume;
     this.freshResume = null;
     if (fresh !== null && seq <= fresh) {
@@ -272,7 +279,7 @@ export class ExchangeSession extends EventEmitter<SessionEvents> {
       return false;
     }
     this.log.warn('gap in the exchange sequence: asking for a resume', { member: this.member, from_seq: this.received + 1, to_seq: seq - 1 });
-    this.awaiting = { from: this.received + 1, beyond: seq, since: Date.now(), attempts: 1 };
+    this.awaiting = { from: this.received + 1, beyond: seq, idle: 0, attempts: 1 };
     this.awaiting.gapId = this.recordGap(this.received + 1, seq - 1);
     this.requestResume(this.committed);
     return false;
@@ -281,14 +288,16 @@ export class ExchangeSession extends EventEmitter<SessionEvents> {
   /** A requested replay that has not started: ask again, and after a few tries give the missing seqs up. */
   private checkResume(): void {
     const a = this.awaiting;
-    if (!a || !this.transport.connected || Date.now() - a.since < this.o.resumeTimeoutMs) return;
+    if (!a || !this.transport.connected) return;
+    a.idle += 1;
+    if (a.idle < this.ticksPerTimeout) return;
     if (a.beyond === null) { // nothing came at all: nothing was missing
       this.awaiting = undefined;
       return;
     }
     if (a.attempts < this.o.maxResumeAttempts) {
       a.attempts += 1;
-      a.since = Date.now();
+      a.idle = 0;
       this.log.warn('the exchange did not replay the missing messages: asking again', { member: this.member, from_seq: a.from, to_seq: a.beyond - 1, attempt: a.attempts });
       this.requestResume(this.committed);
       return;
