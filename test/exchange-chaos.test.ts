@@ -96,6 +96,7 @@ async function chaos(run: Run, seed: number) {
   expect(recalled).toEqual([...run.sim.recalls.keys()].sort());
   expect(recalled.length).toBeGreaterThan(0);
   expect(status.counts.stored).toBe(expected.length);
+  expect(status.sessions.flatMap((x) => x.gaps).filter((g) => g.lost_at !== null)).toEqual([]); // no gap given up
   await server.stop();
   return { seconds: (Date.now() - started) / 1000, lastSeq };
 }
