@@ -391,7 +391,7 @@ describe('resilience', () => {
     expect(finished.stored + finished.duplicates).toBe(total);
     expect(await countTrades('killed')).toBe(total);
     expect(secondRun.output()).toContain('resuming an unfinished import');
-  });
+  }, 180_000); // its own waits allow 120 s for the second run: the 30 s default would cut them short on a loaded machine
 });
 
 function feedRow(overrides: Record<string, unknown>): TradeRow {
