@@ -92,7 +92,9 @@ async function main() {
   const haveMarketSim = existsSync(path.join(root, 'scripts/market-sim.ts'));
   // The simulators start while the server opens its database (the slow part); the gateway and
   // the poller retry until their simulator answers.
-  if (haveExchangeSim) child('exchange-sim', 'scripts/exchange-sim.ts', ['--port', String(exchangePort), '--rate', rate, '--traders', '4']);
+  // The journal next to the demo's database: a restarted simulator goes on numbering where the
+  // database's resume point is (and can replay what the server missed while it was stopped).
+  if (haveExchangeSim) child('exchange-sim', 'scripts/exchange-sim.ts', ['--port', String(exchangePort), '--rate', rate, '--traders', '4', '--recall-rate', '0.01', '--journal', path.join(dataDir, 'exchange-journal.ndjson')]);
   else say('scripts/exchange-sim.ts is missing: no live deals');
   // The market simulator reconnects to the exchange simulator until it answers.
   if (haveMarketSim) child('market-sim', 'scripts/market-sim.ts', ['--port', String(marketPort), '--exchange', `ws://127.0.0.1:${exchangePort}`, '--update-ms', '20000']);

@@ -1,11 +1,17 @@
-// Exchange simulator: a websocket server that pushes deal confirmations like the exchange does,
-// for several traders and the products still open for trading (gate closure), with optional
-// duplicates, malformed frames, bursts and dropped connections. `npm run exchange-sim -- --port 9001 --rate 20`; tests and benches start
-// it in-process with startExchangeSim().
+// Exchange simulator: pushes deal confirmations like the exchange does, for several traders and
+// the products still open for trading (gate closure), with optional duplicates, malformed frames, bursts, recalls, gaps and dropped
+// connections. It speaks the session protocol version 2 (every message numbered with `seq`, kept
+// in a journal, replayed on `{"resume": {"after_seq": N}}`) over a websocket or RabbitMQ;
+// `protocol: 1` sends bare frames as a version 1 exchange. `npm run exchange-sim -- --port 9001
+// --rate 20`; tests and benches start it in-process with startExchangeSim().
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { WebSocketServer, WebSocket } from 'ws';
+import { amqpTopology, declareTopology, routingKeys } from '../server/exchange/amqp-transport';
 import { dayBounds, defaultGateClosureMinutes, gateClosure, hoursOfDay, localDay, pad } from '../server/time/market-time';
 import { parseOptions } from './cli';
 
@@ -27,7 +33,7 @@ export interface ExchangeSimOptions {
   rate?: number;
   traders?: string[];
   tz?: string;
-  /** Share of deals sent a second time a little later (the exchange re-sends). */
+  /** Share of deals sent a second time a little later (the exchange re-sends; a new message). */
   duplicates?: number;
   /** Share of frames that are broken (bad JSON, missing or wrong fields). */
   malformed?: number;
@@ -38,33 +44,64 @@ export interface ExchangeSimOptions {
   /** Every this many ms, send burstSize deals at once. */
   burstEvery?: number;
   burstSize?: number;
-  /** Every this many ms, cut every connection (the gateway must reconnect). */
+  /** Every this many ms, cut every connection (the gateway must reconnect). Websocket only. */
   dropEvery?: number;
-  /** On each new connection, re-send the last N deals (as exchanges replay unacknowledged confirmations). */
+  /** Version 1: on each new connection, re-send the last N deals (a blind replay without seq). */
   replay?: number;
   /** Use the key trade_confirmation for this share of deals. */
   synonym?: number;
+  /** Share of generated deals followed by the recall of an earlier deal (a mistrade). */
+  recallRate?: number;
+  /** Every this many-th message is journaled but not sent live: a gap the client must ask for. */
+  gapEvery?: number;
+  /** 2 (default): numbered messages, journal, resume; 1: bare frames, no journal. */
+  protocol?: 1 | 2;
+  /** Keep the journal in this file too (appended), and continue it when it exists. */
+  journalFile?: string;
+  /** 'ws' (default) or 'amqp' (needs amqpUrl). */
+  transport?: 'ws' | 'amqp';
+  amqpUrl?: string;
+  /** Names of the AMQP exchange and queues start with this (EXCHANGE_AMQP_PREFIX of the gateway). */
+  amqpPrefix?: string;
   /** Deal ids start with this (default: a per-run prefix, so reruns do not collide). */
   idPrefix?: string;
   random?: () => number;
   now?: () => Date;
 }
 
+export interface JournalEntry {
+  seq: number;
+  text: string;
+}
+
 export interface ExchangeSim extends EventEmitter {
+  /** ws://… or, over AMQP, the broker URL. */
   url: string;
   port: number;
-  /** Every deal sent so far, in order (duplicates once). */
+  /** Every deal sent so far, in order (duplicates once; a deal held back by a gap too). */
   readonly deals: SimDeal[];
+  /** Version 2: every message sent, in seq order (kept in memory, and in journalFile when set). */
+  readonly journal: JournalEntry[];
+  /** Deals recalled so far: id -> reason. */
+  readonly recalls: Map<string, string>;
+  /** Frames the clients sent (resume requests, orders), parsed. */
+  readonly fromClients: unknown[];
   /** Frames sent so far (all kinds), per client. */
   framesSent: number;
+  /** Resume requests answered. */
+  resumes: number;
   clientCount(): number;
   waitForClients(n: number, timeoutMs?: number): Promise<void>;
   /** A new realistic deal (not sent). */
   makeDeal(overrides?: Partial<SimDeal>): SimDeal;
   /** Sends a deal confirmation to every client and returns it. */
   sendDeal(overrides?: Partial<SimDeal>, key?: 'deal_confirmation' | 'trade_confirmation'): SimDeal;
-  /** Sends any frame (object -> JSON, string as is) to every client. */
-  send(frame: unknown): void;
+  /** One message as the generated traffic makes them (a deal, maybe repeated, maybe malformed, maybe followed by a recall). */
+  generate(): void;
+  /** Recalls a deal (any id, even one never sent). */
+  sendRecall(id: string, reason?: string): void;
+  /** Sends any frame (object -> JSON with the next seq in version 2, `cut` short to broken JSON; a string as is, unnumbered). */
+  send(frame: unknown, options?: { cut?: boolean }): void;
   dropConnections(): void;
   /** false: stop answering pings while keeping the connection open (a dead link). */
   answerPings(on: boolean): void;
@@ -73,13 +110,15 @@ export interface ExchangeSim extends EventEmitter {
   close(): Promise<void>;
 }
 
-const malformedFrames: ((d: SimDeal) => string)[] = [
-  (d) => JSON.stringify({ deal_confirmation: d }).slice(0, -7),
-  (d) => JSON.stringify({ deal_confirmation: { ...d, quantity: -d.quantity } }),
-  (d) => JSON.stringify({ deal_confirmation: { ...d, direction: 'hold' } }),
-  (d) => { const { price: _p, ...rest } = d; return JSON.stringify({ deal_confirmation: rest }); },
-  (d) => JSON.stringify({ deal_confirmation: { ...d, delivery_hour: '25-26' } }),
-  (d) => JSON.stringify({ heartbeat: d.execution_time }),
+type Malformed = (d: SimDeal) => { frame: Record<string, unknown>; cut?: boolean };
+
+const malformedFrames: Malformed[] = [
+  (d) => ({ frame: { deal_confirmation: d }, cut: true }),
+  (d) => ({ frame: { deal_confirmation: { ...d, quantity: -d.quantity } } }),
+  (d) => ({ frame: { deal_confirmation: { ...d, direction: 'hold' } } }),
+  (d) => { const { price: _p, ...rest } = d; return { frame: { deal_confirmation: rest } }; },
+  (d) => ({ frame: { deal_confirmation: { ...d, delivery_hour: '25-26' } } }),
+  (d) => ({ frame: { heartbeat: d.execution_time } }),
 ];
 
 export async function startExchangeSim(options: ExchangeSimOptions = {}): Promise<ExchangeSim> {
@@ -88,12 +127,7 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
   const tz = options.tz ?? 'Europe/Berlin';
   const traders = options.traders ?? ['trader_1', 'trader_2', 'trader_3', 'trader_4', 'trader_5'];
   const prefix = options.idPrefix ?? `sim${Date.now().toString(36)}`;
-  const wss = new WebSocketServer({ port: options.port ?? 0, host: options.host ?? '127.0.0.1', autoPong: false, perMessageDeflate: false });
-  await new Promise<void>((resolve, reject) => { wss.once('listening', resolve); wss.once('error', reject); });
-  const port = (wss.address() as AddressInfo).port;
-  let pongs = true;
-  let seq = 0;
-  const timers: NodeJS.Timeout[] = [];
+  const v2 = (options.protocol ?? 2) === 2;
   const emitter = new EventEmitter();
   const gateMinutes = options.gateClosureMinutes ?? defaultGateClosureMinutes;
 
@@ -117,29 +151,115 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
     while (!isOpen(slot.start.getTime() + firstQuarter * 15 * 60_000)) firstQuarter += 1;
     return { day, slots, slot, firstQuarter };
   };
+  const timers: NodeJS.Timeout[] = [];
+  let pongs = true;
+  let dealNo = 0;
+  let lastSeq = 0;
 
+  // The journal: everything sent, in order; a restarted simulator continues the file.
+  const journal: JournalEntry[] = [];
+  let journalOut: fs.WriteStream | undefined;
+  if (v2 && options.journalFile) {
+    if (fs.existsSync(options.journalFile)) {
+      for (const line of fs.readFileSync(options.journalFile, 'utf8').split('\n')) {
+        if (!line) continue;
+        const entry = JSON.parse(line) as JournalEntry;
+        journal.push(entry);
+        lastSeq = entry.seq;
+      }
+    }
+    fs.mkdirSync(path.dirname(options.journalFile), { recursive: true });
+    journalOut = fs.createWriteStream(options.journalFile, { flags: 'a' });
+  }
+
+  // The link: a websocket server, or RabbitMQ queues.
+  let wss: WebSocketServer | undefined;
+  let port = 0;
+  let url: string;
+  let amqpConnection: ChannelModel | undefined;
+  let channel: Channel | undefined;
+  const topology = amqpTopology(options.amqpPrefix ?? 'powerdesk.exchange');
+  const publish = (text: string) => {
+    channel!.publish(topology.exchange, routingKeys.fromExchange, Buffer.from(text, 'utf8'), { persistent: true, contentType: 'application/json' });
+  };
   const broadcast = (text: string) => {
-    for (const client of wss.clients) if (client.readyState === WebSocket.OPEN) client.send(text);
+    if (channel) publish(text);
+    else for (const client of wss!.clients) if (client.readyState === WebSocket.OPEN) client.send(text);
     sim.framesSent += 1;
   };
+  const fromClient = (text: string, replayTo: (t: string) => void) => {
+    let msg: { resume?: { after_seq?: unknown } };
+    try { msg = JSON.parse(text) as typeof msg; } catch { return; }
+    sim.fromClients.push(msg);
+    emitter.emit('client-message', msg);
+    const after = msg.resume?.after_seq;
+    if (v2 && typeof after === 'number' && after >= 0) {
+      sim.resumes += 1;
+      // Everything after N, in order, then live: sent in one go, so live messages follow it.
+      let i = journal.length;
+      while (i > 0 && journal[i - 1]!.seq > after) i--;
+      for (; i < journal.length; i++) replayTo(journal[i]!.text);
+      emitter.emit('resume', after);
+    }
+  };
 
-  wss.on('connection', (ws) => {
-    ws.on('ping', (data) => { if (pongs) ws.pong(data); });
-    ws.on('error', () => {});
-    if (options.replay) for (const d of sim.deals.slice(-options.replay)) ws.send(JSON.stringify({ deal_confirmation: d }));
-    emitter.emit('connection');
-  });
+  if (options.transport === 'amqp') {
+    if (!options.amqpUrl) throw new Error('exchange sim: transport amqp needs amqpUrl');
+    amqpConnection = await amqp.connect(options.amqpUrl);
+    channel = await amqpConnection.createChannel();
+    await declareTopology(channel, topology);
+    await channel.consume(topology.toExchange, (message) => {
+      if (!message) return;
+      fromClient(message.content.toString('utf8'), publish);
+      channel?.ack(message);
+    });
+    url = options.amqpUrl;
+  } else {
+    wss = new WebSocketServer({ port: options.port ?? 0, host: options.host ?? '127.0.0.1', autoPong: false, perMessageDeflate: false });
+    await new Promise<void>((resolve, reject) => { wss!.once('listening', resolve); wss!.once('error', reject); });
+    port = (wss.address() as AddressInfo).port;
+    url = `ws://127.0.0.1:${port}`;
+    wss.on('connection', (ws) => {
+      ws.on('ping', (data) => { if (pongs) ws.pong(data); });
+      ws.on('error', () => {});
+      ws.on('message', (data) => fromClient(data.toString(), (t) => ws.send(t)));
+      if (!v2 && options.replay) for (const d of sim.deals.slice(-options.replay)) ws.send(JSON.stringify({ deal_confirmation: d }));
+      emitter.emit('connection');
+    });
+  }
+
+  /** Numbers, journals and sends one message (version 2); held back when it falls on a gap. */
+  const message = (frame: Record<string, unknown>, cut = false) => {
+    if (!v2) {
+      const text = JSON.stringify(frame);
+      broadcast(cut ? text.slice(0, -7) : text);
+      return;
+    }
+    lastSeq += 1;
+    const full = JSON.stringify({ seq: lastSeq, ...frame });
+    const text = cut ? full.slice(0, -7) : full;
+    const entry = { seq: lastSeq, text };
+    journal.push(entry);
+    journalOut?.write(`${JSON.stringify(entry)}\n`);
+    if (options.gapEvery && lastSeq % options.gapEvery === 0) return;
+    broadcast(text);
+  };
 
   const sim: ExchangeSim = Object.assign(emitter, {
-    url: `ws://127.0.0.1:${port}`,
+    url,
     port,
     deals: [] as SimDeal[],
+    journal,
+    recalls: new Map<string, string>(),
+    fromClients: [] as unknown[],
     framesSent: 0,
-    clientCount: () => [...wss.clients].filter((c) => c.readyState === WebSocket.OPEN).length,
+    resumes: 0,
+    clientCount: () => (wss ? [...wss.clients].filter((c) => c.readyState === WebSocket.OPEN).length : 0),
     async waitForClients(n: number, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
-      while (sim.clientCount() < n) {
-        if (Date.now() > deadline) throw new Error(`exchange sim: ${sim.clientCount()} clients after ${timeoutMs} ms, expected ${n}`);
+      const count = async () => (channel ? (await channel.checkQueue(topology.fromExchange)).consumerCount : sim.clientCount());
+      while ((await count()) < n) {
+        if (Date.now() > deadline) throw new Error(`exchange sim: ${await count()} clients after ${timeoutMs} ms, expected ${n}`);
         await new Promise((r) => setTimeout(r, 5));
       }
     },
@@ -159,9 +279,9 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
       let price = base * (0.8 + 0.4 * random());
       if (random() < 0.02) price = -(1 + random() * 40);
       else price = Math.min(250, Math.max(30, price));
-      seq += 1;
+      dealNo += 1;
       return {
-        id: `${prefix}-${seq}`,
+        id: `${prefix}-${dealNo}`,
         price: Math.round(price * 100) / 100,
         quantity: Math.max(1, Math.round(random() * 500)) / 10,
         direction: random() < 0.5 ? 'buy' : 'sell',
@@ -175,15 +295,22 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
     sendDeal(overrides: Partial<SimDeal> = {}, key: 'deal_confirmation' | 'trade_confirmation' = 'deal_confirmation'): SimDeal {
       const deal = sim.makeDeal(overrides);
       sim.deals.push(deal);
-      broadcast(JSON.stringify({ [key]: deal }));
+      message({ [key]: deal });
       emitter.emit('deal', deal);
       return deal;
     },
-    send(frame: unknown) {
-      broadcast(typeof frame === 'string' ? frame : JSON.stringify(frame));
+    generate: () => generated(),
+    sendRecall(id: string, reason = 'mistrade') {
+      if (!sim.recalls.has(id)) sim.recalls.set(id, reason);
+      message({ deal_recall: { id, reason } });
+      emitter.emit('recall', id);
+    },
+    send(frame: unknown, opts: { cut?: boolean } = {}) {
+      if (typeof frame === 'string') broadcast(frame);
+      else message(frame as Record<string, unknown>, opts.cut);
     },
     dropConnections() {
-      for (const client of wss.clients) client.terminate();
+      for (const client of wss?.clients ?? []) client.terminate();
     },
     answerPings(on: boolean) { pongs = on; },
     stop() {
@@ -191,20 +318,29 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
     },
     async close() {
       sim.stop();
-      for (const client of wss.clients) client.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      for (const client of wss?.clients ?? []) client.terminate();
+      if (wss) await new Promise<void>((resolve) => wss!.close(() => resolve()));
+      if (amqpConnection) await amqpConnection.close().catch(() => {});
+      if (journalOut) await new Promise<void>((resolve) => journalOut!.end(() => resolve()));
     },
   });
 
   const generated = () => {
     if (random() < (options.malformed ?? 0)) {
-      broadcast(malformedFrames[Math.floor(random() * malformedFrames.length)]!(sim.makeDeal()));
+      const bad = malformedFrames[Math.floor(random() * malformedFrames.length)]!(sim.makeDeal());
+      message(bad.frame, bad.cut);
       return;
     }
     const deal = sim.sendDeal({}, random() < (options.synonym ?? 0) ? 'trade_confirmation' : 'deal_confirmation');
     if (random() < (options.duplicates ?? 0)) {
-      const t = setTimeout(() => broadcast(JSON.stringify({ deal_confirmation: deal })), 50 + random() * 500);
+      const t = setTimeout(() => message({ deal_confirmation: deal }), 50 + random() * 500);
       t.unref?.();
+    }
+    if (random() < (options.recallRate ?? 0)) {
+      // A recent deal not recalled yet (the deals of the last minute or so).
+      const recent = sim.deals.slice(-500).filter((d) => !sim.recalls.has(d.id));
+      const victim = recent[Math.floor(random() * recent.length)];
+      if (victim) sim.sendRecall(victim.id, 'mistrade: price outside the exchange\'s reasonability range');
     }
   };
 
@@ -233,12 +369,18 @@ async function main() {
       'drop-every': { type: 'string', default: '0' }, replay: { type: 'string', default: '0' },
       synonym: { type: 'string', default: '0' }, tz: { type: 'string', default: process.env.MARKET_TZ ?? 'Europe/Berlin' },
       'gate-closure-minutes': { type: 'string', default: String(defaultGateClosureMinutes) },
+      'recall-rate': { type: 'string', default: '0' }, 'gap-every': { type: 'string', default: '0' },
+      protocol: { type: 'string', default: '2' }, journal: { type: 'string' },
+      transport: { type: 'string', default: 'ws' }, 'amqp-url': { type: 'string', default: process.env.EXCHANGE_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672' },
+      'amqp-prefix': { type: 'string', default: process.env.EXCHANGE_AMQP_PREFIX ?? 'powerdesk.exchange' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     process.stdout.write('npm run exchange-sim -- [--port 9001] [--rate 5] [--traders 5] [--duplicates 0.01] [--malformed 0.01] [--quarter-hours 0.2]\n' +
-      '  [--burst-every ms --burst-size n] [--drop-every ms] [--replay n] [--synonym 0.1] [--tz Europe/Berlin] [--gate-closure-minutes 5]\n');
+      '  [--burst-every ms --burst-size n] [--drop-every ms] [--synonym 0.1] [--tz Europe/Berlin] [--gate-closure-minutes 5]\n' +
+      '  [--recall-rate 0.01] [--gap-every n] [--journal FILE] [--protocol 2|1] [--replay n (protocol 1)]\n' +
+      '  [--transport ws|amqp] [--amqp-url amqp://guest:guest@127.0.0.1:5672] [--amqp-prefix powerdesk.exchange]\n');
     return;
   }
   const num = (name: keyof typeof values) => {
@@ -246,20 +388,29 @@ async function main() {
     if (!Number.isFinite(n) || n < 0) { process.stderr.write(`exchange-sim: --${String(name)} must be a non-negative number (got ${String(values[name])})\n`); process.exit(2); }
     return n;
   };
+  if (values.protocol !== '1' && values.protocol !== '2') { process.stderr.write(`exchange-sim: --protocol must be 1 or 2 (got ${values.protocol})\n`); process.exit(2); }
+  if (values.transport !== 'ws' && values.transport !== 'amqp') { process.stderr.write(`exchange-sim: --transport must be ws or amqp (got ${values.transport})\n`); process.exit(2); }
   const sim = await startExchangeSim({
     port: num('port'), host: '0.0.0.0', rate: num('rate'), tz: values.tz,
     traders: Array.from({ length: Math.max(1, num('traders')) }, (_, i) => `trader_${i + 1}`),
     duplicates: num('duplicates'), malformed: num('malformed'), quarterHours: num('quarter-hours'),
     burstEvery: num('burst-every'), burstSize: num('burst-size'), dropEvery: num('drop-every'), replay: num('replay'), synonym: num('synonym'),
-    gateClosureMinutes: num('gate-closure-minutes'),
-  });
-  process.stdout.write(`${JSON.stringify({ msg: 'exchange simulator listening', url: `ws://localhost:${sim.port}`, rate: num('rate') })}\n`);
+    recallRate: num('recall-rate'), gapEvery: num('gap-every'), protocol: values.protocol === '1' ? 1 : 2, journalFile: values.journal,
+    transport: values.transport, amqpUrl: values['amqp-url'], amqpPrefix: values['amqp-prefix'], gateClosureMinutes: num('gate-closure-minutes'),
+  }).catch((error: Error) => { process.stderr.write(`exchange-sim: cannot start: ${error.message}\n`); process.exit(1); });
+  const where = values.transport === 'amqp' ? { transport: 'amqp', prefix: values['amqp-prefix'] } : { url: `ws://localhost:${sim.port}` };
+  process.stdout.write(`${JSON.stringify({ msg: 'exchange simulator listening', ...where, rate: num('rate'), protocol: Number(values.protocol), journal: values.journal ?? null, last_seq: sim.journal.at(-1)?.seq ?? 0 })}\n`);
   sim.on('connection', () => process.stdout.write(`${JSON.stringify({ msg: 'client connected', clients: sim.clientCount() })}\n`));
+  sim.on('resume', (after: number) => process.stdout.write(`${JSON.stringify({ msg: 'resume', after_seq: after, last_seq: sim.journal.at(-1)?.seq ?? 0 })}\n`));
   const stop = () => { void sim.close().then(() => process.exit(0)); };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  // Only the log of sent deals grows: keep the recent ones for --replay and VWAP.
-  setInterval(() => { if (sim.deals.length > 100_000) sim.deals.splice(0, sim.deals.length - 50_000); }, 10_000).unref();
+  // Only the logs grow: keep the recent deals (VWAP, --replay) and the recent journal in memory
+  // (a resume from further back than that gets what the simulator still holds).
+  setInterval(() => {
+    if (sim.deals.length > 100_000) sim.deals.splice(0, sim.deals.length - 50_000);
+    if (sim.journal.length > 500_000) sim.journal.splice(0, sim.journal.length - 250_000);
+  }, 10_000).unref();
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) void main();

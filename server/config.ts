@@ -27,6 +27,11 @@ export const ConfigSchema = z.object({
   COOKIE_SECURE: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   // Exchange gateway (server/feed) and reference-price poller (server/market-data).
   EXCHANGE_WS_URL: optionalString.refine((u) => u === undefined || /^wss?:\/\/[^\s]+$/.test(u), { error: 'must be a ws:// or wss:// URL' }),
+  EXCHANGE_AMQP_URL: optionalString.refine((u) => u === undefined || /^amqps?:\/\/[^\s]+$/.test(u), { error: 'must be an amqp:// or amqps:// URL such as amqp://guest:guest@localhost:5672' }),
+  EXCHANGE_AMQP_PREFIX: z.string().trim().regex(/^[A-Za-z0-9._-]{1,200}$/, { error: 'must be 1-200 characters of letters, digits, ".", "_" or "-"' }).default('powerdesk.exchange'),
+  EXCHANGE_AMQP_PREFETCH: z.coerce.number({ error: 'must be an integer from 1 to 65535' }).int({ error: 'must be an integer from 1 to 65535' }).min(1).max(65_535).default(2000),
+  EXCHANGE_MEMBER: z.string().trim().regex(/^[\x21-\x7E]{1,128}$/, { error: 'must be 1-128 printable characters without spaces' }).default('default'),
+  EXCHANGE_RESUME_TIMEOUT_MS: millis(50, 600_000, 5000),
   FEED_GATEWAY_ID: optionalString,
   FEED_HEARTBEAT_MS: millis(100, 600_000, 10_000),
   FEED_BACKOFF_MIN_MS: millis(10, 600_000, 500),
@@ -52,6 +57,9 @@ export const ConfigSchema = z.object({
   API_PASSWORD: optionalString,
   IMPORTER_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8090),
 }).superRefine((c, ctx) => {
+  if (c.EXCHANGE_WS_URL && c.EXCHANGE_AMQP_URL) {
+    ctx.addIssue({ code: 'custom', path: ['EXCHANGE_AMQP_URL'], message: 'EXCHANGE_WS_URL is set too: the exchange session runs over one transport, set only one of them' });
+  }
   if (c.IMPORT_DIR && (!c.API_USER || !c.API_PASSWORD)) {
     ctx.addIssue({ code: 'custom', path: ['API_USER'], message: 'IMPORT_DIR is set: the importer uploads through the REST API and needs API_USER and API_PASSWORD (a service user: npm run users -- add importer --role service)' });
   }

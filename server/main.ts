@@ -17,7 +17,7 @@ import { OpenApiRegistry } from './http/openapi';
 import { Importer } from './importer/importer';
 import { createLogger, type Logger } from './log';
 import { PnlFreshness } from './reports/freshness';
-import { startFeedGateway } from './feed';
+import { startFeedGateway, type FeedGateway } from './feed';
 import { startReferencePoller } from './market-data';
 import { startLiveHub, type LiveHub } from './live/hub';
 import { applyMeterChunkInterval, defaultChunkDays } from './meters/chunks';
@@ -32,6 +32,8 @@ export interface RunningServer {
   hub: LiveHub;
   /** The nightly file importer, when IMPORT_DIR is set. */
   importer?: Importer;
+  /** The exchange gateway (its session sends to the exchange), when EXCHANGE_WS_URL or EXCHANGE_AMQP_URL is set. */
+  gateway?: FeedGateway;
   close(): Promise<void>;
 }
 
@@ -80,7 +82,9 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const hub = await startLiveHub(httpServer, deps, freshness);
     closers.unshift(() => hub.close()); // before the HTTP server: sockets first, then connections
     // Background parts, each started only when its env variable is set; closed before the database.
-    for (const part of [await startFeedGateway(config, deps), await startReferencePoller(config, deps)]) {
+    // Message kinds of other capabilities join the gateway's session here (handlers by kind).
+    const gateway = await startFeedGateway(config, deps, {});
+    for (const part of [gateway, await startReferencePoller(config, deps)]) {
       if (part) closers.unshift(() => part.close());
     }
     const port = (httpServer.address() as AddressInfo).port;
@@ -102,7 +106,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       closers.unshift(() => running.stop());
     }
     return {
-      url, port, deps, httpServer, hub, importer,
+      url, port, deps, httpServer, hub, importer, gateway,
       async close() {
         for (const close of closers) await close().catch((error: Error) => log.warn('error while closing', { error }));
       },

@@ -8,7 +8,8 @@ CREATE INDEX trades_trader_products ON trades (trader_id, delivery_start)
   WHERE delivery_end - delivery_start <> INTERVAL '1 hour' OR time_bucket(INTERVAL '1 hour', delivery_start) <> delivery_start;
 
 -- Every product of those hours, with its sums (energy = MW x the product's length, as in
--- pnl_hourly). Only the trades that are not a plain hour are read, through the index above; the
+-- pnl_hourly; like pnl_hourly, without the deals the exchange recalled: trades.recalled_at, added
+-- by sql/0080, is read when the query runs). Only the trades that are not a plain hour are read, through the index above; the
 -- plain hour's product of such an hour is what remains of the hour's pnl_hourly row, so that the
 -- products of an hour add up to it exactly. Every join is over a few dozen rows (functions and
 -- CTEs), so no plan depends on statistics (fresh trades have none). Like pnl_hourly_between
@@ -28,6 +29,7 @@ BEGIN
       FROM trades t
       WHERE t.trader_id = %1$L AND t.delivery_start >= %2$L::timestamptz AND t.delivery_start < %3$L::timestamptz
         AND (t.delivery_end - t.delivery_start <> INTERVAL '1 hour' OR time_bucket(INTERVAL '1 hour', t.delivery_start) <> t.delivery_start)
+        AND t.recalled_at IS NULL
       GROUP BY t.delivery_start, t.delivery_end),
     per_hour AS MATERIALIZED (
       SELECT time_bucket(INTERVAL '1 hour', o.delivery_start) AS bucket, sum(o.trades) AS trades, sum(o.buy_mw) AS buy_mw,

@@ -182,6 +182,18 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     expect(await page.evaluate('window.noReload')).toBe(true);
   });
 
+  it('does strike the deal through on the tape and take it out of its hour when the exchange recalls it', async () => {
+    await page.evaluate('window.noReload = true');
+    exchange.sendRecall('e2e-feed-1', 'mistrade');
+    deals.splice(deals.findIndex((d) => d.id === 'e2e-feed-1'), 1);
+    await page.waitForSelector('[data-testid="tape"] [data-deal="e2e-feed-1"][data-recalled="true"]');
+    await waitForRow(page, '08-09', expected(deals, 8));
+    await waitForRow(page, 'total', expected(deals, 'total'));
+    const style = await page.evaluate<string>(`getComputedStyle(document.querySelector('[data-testid="tape"] [data-deal="e2e-feed-1"] .qty')).textDecorationLine`);
+    expect(style).toBe('line-through');
+    expect(await page.evaluate('window.noReload')).toBe(true);
+  });
+
   it('does show 25 hours with the repeated hour told apart on the autumn DST day', async () => {
     await page.fill('input[name=delivery_day]', '2023-10-29');
     await page.click('button:has-text("Show report")');

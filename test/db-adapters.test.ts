@@ -106,6 +106,36 @@ describe.each(adapters)('the %s adapter', (_name, open) => {
     await db.query(sql`SELECT 1`); // a round trip after which a delivered notification would have arrived
     expect(got).toEqual(['{"hello":"world"}']);
   });
+
+  run('holds an advisory lock that others see in pg_locks until it is released', async (db) => {
+    const held = () => db.query<{ n: number }>(sql`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = 4711::oid AND objid = 815::oid AND objsubid = 2`);
+    const lock = await db.advisoryLock(4711, 815);
+    expect(lock).not.toBeNull();
+    expect(await held()).toEqual([{ n: 1 }]);
+    expect(await lock!.renew()).toBe(true);
+    await lock!.release();
+    expect(await held()).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('advisory locks on the server', () => {
+  it('refuses a lock another session holds and gives it to the next once the holder closes', async (ctx) => {
+    const a = await reachPostgres();
+    if (!a) return ctx.skip();
+    const b = (await reachPostgres())!;
+    try {
+      const lock = await a.advisoryLock(4711, 816);
+      expect(lock).not.toBeNull();
+      expect(await b.advisoryLock(4711, 816)).toBeNull();
+      await a.close(); // the holder's connections end: the database drops the lock
+      const next = await b.advisoryLock(4711, 816);
+      expect(next).not.toBeNull();
+      await next!.release();
+    } finally {
+      await a.close().catch(() => {});
+      await b.close();
+    }
+  });
 });
 
 describe('migrations', () => {

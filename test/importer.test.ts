@@ -14,6 +14,7 @@ import { Importer, type ImportOutcome } from '../server/importer/importer';
 import { createLogger } from '../server/log';
 import { checkApiTrade, type TradeRow } from '../server/trades/normalize';
 import { ingestTrades } from '../server/trades/store';
+import { recallDeals } from '../server/trades/recalls';
 import { basic, startTestServer, trade, type TestServer } from './helpers/server';
 
 const tz = 'Europe/Berlin';
@@ -390,7 +391,7 @@ describe('resilience', () => {
     expect(finished.stored + finished.duplicates).toBe(total);
     expect(await countTrades('killed')).toBe(total);
     expect(secondRun.output()).toContain('resuming an unfinished import');
-  });
+  }, 180_000); // its own waits allow 120 s for the second run: the 30 s default would cut them short on a loaded machine
 });
 
 function feedRow(overrides: Record<string, unknown>): TradeRow {
@@ -468,6 +469,29 @@ describe('reconciliation', () => {
         ],
       },
     });
+  });
+
+  it('expects a recalled feed deal to be absent from the file when the exchange recalled it', async () => {
+    const day = '2023-03-04';
+    const common = { trader_id: 'recon_recall', delivery_day: '2023-03-05', delivery_hour: 10 };
+    await ingestTrades(server.deps.db, [
+      feedRow({ ...common, id: 'rr-kept', price: 4000, execution_time: '2023-03-04T09:00:00Z' }),
+      feedRow({ ...common, id: 'rr-recalled', price: 5000, execution_time: '2023-03-04T09:30:00Z' }),
+    ], 'feed', tz, new Date());
+    await server.deps.db.transaction((tx) => recallDeals(tx, [{ id: 'rr-recalled', reason: 'mistrade', recalledAt: new Date() }], 'feed', tz));
+    const dir = await tempDir();
+    const printed: string[] = [];
+    const imp = importer(dir, { print: (t) => printed.push(t) });
+    await imp.start();
+    const done = nextFiles(imp);
+    await writeFile(path.join(dir, 'epex_trades_20230304.csv'), `${header}\nrr-kept,4000,12.3,buy,2023-03-05,10,recon_recall,2023-03-04T09:00:00Z\n`);
+    const result = await first(done);
+    if (result.outcome !== 'imported') throw new Error(`unexpected ${result.outcome}`);
+    expect(result.reconciliation).toMatchObject({
+      trading_day: day, file_trades: 1, feed_trades: 1, matched: 1, only_in_file: 0, only_in_feed: 0, different: 0, recalled: 1,
+      items: { only_in_file: [], only_in_feed: [], different: [] },
+    });
+    expect(printed.join('\n')).toContain('1 recalled by the exchange (not expected in the file)');
   });
 
   it('describes the import and reconciliation endpoints in the OpenAPI document', async () => {

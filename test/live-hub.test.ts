@@ -228,7 +228,7 @@ describe('live pushes', () => {
   it('pushes feed status to every authenticated socket', async () => {
     const c = client(b, { Authorization: tina });
     await connected(c);
-    const status: FeedStatus = { connected: false, since: '2023-05-14T10:00:00Z', last_message_at: null, counts: { received: 1, stored: 1, duplicates: 0, conflicts: 0, dead_lettered: 0 }, disconnected_intervals: [{ from: '2023-05-14T10:00:00Z', to: null }] };
+    const status: FeedStatus = { connected: false, since: '2023-05-14T10:00:00Z', last_message_at: null, counts: { received: 1, stored: 1, duplicates: 0, conflicts: 0, dead_lettered: 0, recalls: 0, ignored: 0 }, disconnected_intervals: [{ from: '2023-05-14T10:00:00Z', to: null }], sessions: [] };
     const feed = next(c, 'feed', (s) => s.since === status.since);
     await a.deps.db.notify(channels.feedStatus, JSON.stringify(status));
     expect(await feed).toEqual(status);

@@ -88,23 +88,76 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Db> {
     async notify(channel, payload) {
       await pg.query('SELECT pg_notify($1, $2)', [channel, payload]);
     },
+    // One connection, in this process: the lock lives exactly as long as the process.
+    async advisoryLock(namespace, key) {
+      const { rows } = await pg.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int4, $2::int4) AS ok', [namespace, key]);
+      if (!rows[0]?.ok) return null;
+      return {
+        renew: async () => true,
+        async release() { await pg.query('SELECT pg_advisory_unlock($1::int4, $2::int4)', [namespace, key]).catch(() => {}); },
+      };
+    },
     async close() {
       try { await pg.close(); } finally { releaseLock(); }
     },
   };
 }
 
+/**
+ * Who holds a lock: the PID, and (on Linux) the process's start time and the boot it ran in, so
+ * that a PID the system gave to another process since is not taken for the one that locked.
+ */
+interface LockOwner {
+  pid: number;
+  started?: string;
+  boot?: string;
+}
+
+/** The start time (clock ticks since boot) and boot id of a process, where /proc tells them. */
+export function processIdentity(pid: number): { started: string; boot: string } | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22 (starttime); the command name (field 2) may hold spaces and parentheses.
+    const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return started ? { started, boot } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readOwner(lockPath: string): LockOwner {
+  const text = fs.readFileSync(lockPath, 'utf8').trim();
+  if (/^\d+$/.test(text)) return { pid: Number(text) }; // the format before start times were kept
+  try {
+    const owner = JSON.parse(text) as LockOwner;
+    return Number.isSafeInteger(owner.pid) ? owner : { pid: 0 };
+  } catch {
+    return { pid: 0 }; // unreadable (a crash while writing it): nobody holds it
+  }
+}
+
+/** Whether the process that wrote the lock still runs (not merely some process with its PID). */
+function ownerAlive(owner: LockOwner): boolean {
+  if (!owner.pid || owner.pid === process.pid || !isAlive(owner.pid)) return false;
+  if (owner.started === undefined) return true; // no start time to compare: trust the PID
+  const now = processIdentity(owner.pid);
+  if (!now) return true; // cannot tell: be safe
+  return now.started === owner.started && now.boot === owner.boot;
+}
+
 function acquireLock(dataDir: string): () => void {
   const lockPath = path.join(dataDir, 'powerdesk.lock');
+  const me: LockOwner = { pid: process.pid, ...processIdentity(process.pid) };
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      fs.writeFileSync(lockPath, String(process.pid), { flag: 'wx' });
+      fs.writeFileSync(lockPath, JSON.stringify(me), { flag: 'wx' });
       return () => fs.rmSync(lockPath, { force: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const pid = Number(fs.readFileSync(lockPath, 'utf8'));
-      if (pid && pid !== process.pid && isAlive(pid)) {
-        throw new Error(`the embedded database in ${dataDir} is in use by process ${pid}; stop that process first, or run both against a TimescaleDB server with DATABASE_URL`);
+      const owner = readOwner(lockPath);
+      if (ownerAlive(owner)) {
+        throw new Error(`the embedded database in ${dataDir} is in use by process ${owner.pid}; stop that process first, or run both against a TimescaleDB server with DATABASE_URL`);
       }
       fs.rmSync(lockPath, { force: true }); // stale lock of a process that is gone
     }

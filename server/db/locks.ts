@@ -12,4 +12,9 @@ export const locks = {
   chunkInterval: 7243103,
   /** Creating the first admin of an empty users table. */
   firstAdmin: 7243104,
+  /**
+   * Namespace of the exchange gateways' liveness locks, two-key form (namespace, random key):
+   * each running gateway holds one for its whole life (server/feed/status.ts).
+   */
+  gatewayLiveness: 7243105,
 } as const;

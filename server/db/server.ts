@@ -28,10 +28,13 @@ function queryable(runner: Runner): Queryable {
 
 const passthrough = (x: unknown) => String(x);
 
-/** `max` connections in the pool; at least 2, since exclusive() holds one while its work uses another. */
+/**
+ * `max` connections in the pool; at least 3, since exclusive() holds one while its work uses
+ * another, and a gateway's liveness lock (advisoryLock) holds one for as long as it runs.
+ */
 export async function openServer(url: string, options: { max?: number } = {}): Promise<Db> {
   const sqlClient = postgres(url, {
-    max: Math.max(2, options.max ?? 10),
+    max: Math.max(3, options.max ?? 10),
     onnotice: () => {},
     connection: { TimeZone: 'UTC', application_name: 'powerdesk' },
     types: {
@@ -45,6 +48,16 @@ export async function openServer(url: string, options: { max?: number } = {}): P
   });
   await sqlClient`SELECT 1`; // fail fast with the driver's own message when unreachable
   const base = queryable(sqlClient);
+  // Connections held for advisory locks: given back on close, or end() would wait for them.
+  const reserved = new Set<postgres.ReservedSql>();
+  const reserve = async () => {
+    const conn = await sqlClient.reserve();
+    reserved.add(conn);
+    return conn;
+  };
+  const giveBack = (conn: postgres.ReservedSql) => {
+    if (reserved.delete(conn)) conn.release();
+  };
   return {
     kind: 'server',
     ...base,
@@ -67,7 +80,32 @@ export async function openServer(url: string, options: { max?: number } = {}): P
     async notify(channel, payload) {
       await sqlClient`SELECT pg_notify(${channel}, ${payload})`;
     },
+    async advisoryLock(namespace, key) {
+      let conn = await reserve();
+      const take = async () => ((await conn`SELECT pg_try_advisory_lock(${namespace}::int4, ${key}::int4) AS ok`)[0] as { ok: boolean }).ok;
+      if (!(await take())) {
+        giveBack(conn);
+        return null;
+      }
+      return {
+        async renew() {
+          try {
+            const [held] = await conn`SELECT count(*)::int4 AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = ${namespace}::int4::oid AND objid = ${key}::int4::oid AND objsubid = 2`;
+            if ((held as { n: number }).n > 0) return true;
+          } catch { // the connection was lost, and the lock with it
+            giveBack(conn);
+            conn = await reserve();
+          }
+          return take();
+        },
+        async release() {
+          await conn`SELECT pg_advisory_unlock(${namespace}::int4, ${key}::int4)`.catch(() => {});
+          giveBack(conn);
+        },
+      };
+    },
     async close() {
+      for (const conn of [...reserved]) giveBack(conn);
       await sqlClient.end({ timeout: 5 });
     },
   };

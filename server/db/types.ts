@@ -46,5 +46,17 @@ export interface Db extends Queryable {
   exclusive<T>(lock: number, fn: () => Promise<T>): Promise<T>;
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
+  /**
+   * Takes the session-level advisory lock (namespace, key) and holds it on a connection of its
+   * own for as long as this process lives (the database drops it when the process dies, even by
+   * kill -9); null when another session holds it. Others see it in pg_locks.
+   */
+  advisoryLock(namespace: number, key: number): Promise<HeldLock | null>;
   close(): Promise<void>;
+}
+
+export interface HeldLock {
+  /** true while held; takes it again on a new connection when the old one was lost. */
+  renew(): Promise<boolean>;
+  release(): Promise<void>;
 }

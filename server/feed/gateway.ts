@@ -1,46 +1,65 @@
-// The exchange gateway: one websocket client that keeps the connection alive (heartbeat,
-// reconnect with capped exponential backoff and jitter), records every connected and
-// disconnected interval, and ingests deal confirmations in micro-batches, at least once and
-// idempotently on the deal id. Bad frames become dead letters; database errors are retried.
+// The exchange gateway: the inbound deal half of the exchange session. It runs the session
+// (server/exchange) over the websocket or RabbitMQ, stores deal confirmations and recalls in
+// the transaction that commits their seq (at least once from the exchange, exactly once in the
+// database), records every connected and disconnected interval, and keeps its counters. Bad
+// frames become dead letters; database errors are retried.
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import { randomUUID } from 'node:crypto';
-import WebSocket from 'ws';
+import { randomInt, randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import type { Clock } from '../clock';
 import { systemClock } from '../clock';
-import type { Db } from '../db';
+import type { Db, Queryable } from '../db';
+import type { HeldLock } from '../db/types';
 import { sql } from '../db';
+import { AmqpTransport, redactUrl } from '../exchange/amqp-transport';
+import { ExchangeSession, type InboundMessage, type MessageHandlers, type UnreadableMessage } from '../exchange/session';
+import type { Transport } from '../exchange/transport';
+import { WsTransport } from '../exchange/ws-transport';
+import { formatIssues } from '../http/errors';
 import { Counter, type MetricsRegistry } from '../http/metrics';
 import { channels, type FeedStatus } from '../live/events';
 import { createLogger, type Logger } from '../log';
 import type { TradeRow } from '../trades/normalize';
-import { fetchByIds, ingestTrades, type IngestOutcome } from '../trades/store';
+import { recallDeals } from '../trades/recalls';
+import { identifier } from '../trades/schema';
+import { fetchByIds, ingestTradesIn, type IngestOutcome } from '../trades/store';
 import { defaultGateClosureMinutes } from '../time/market-time';
-import { parseFeedMessage } from './message';
-import { defaultStaleMs, feedStatus } from './status';
+import { checkFeedDeal } from './message';
+import { alive, defaultStaleMs, feedStatus, livenessNamespace } from './status';
 
 export interface GatewayOptions {
   db: Db;
+  /** ws:// or wss:// (websocket), amqp:// or amqps:// (RabbitMQ). */
   url: string;
   tz: string;
   clock?: Clock;
   log?: Logger;
   metrics?: MetricsRegistry;
-  /** Names this gateway in the database; default host:pid:random. */
+  /** Names this gateway in the database; default host:pid:random. A fixed id carries its counters over restarts. */
   gatewayId?: string;
-  /** Ping every this many ms; no pong for two intervals terminates the connection. */
+  /** The member the exchange numbers its messages for (the resume point is kept per member). */
+  member?: string;
+  /** Ping every this many ms; no pong for two intervals terminates the connection (AMQP: the broker heartbeat). */
   heartbeatMs?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
-  /** Flush a micro-batch at this many deals ... */
+  /** Flush a micro-batch at this many messages ... */
   batchMax?: number;
-  /** ... or this many ms after its first deal. */
+  /** ... or this many ms after its first message. */
   batchMs?: number;
   /** Stop reading the socket while this many messages wait for the database. */
   maxPending?: number;
+  /** AMQP: names of the exchange and queues start with this; at most this many unacknowledged messages. */
+  amqpPrefix?: string;
+  amqpPrefetch?: number;
+  /** Ask the exchange again when a replay has not started after this long. */
+  resumeTimeoutMs?: number;
   /** Publish count changes on the feed_status channel at most this often (state changes at once). */
   statusNotifyMs?: number;
   staleMs?: number;
+  /** Handlers of other message kinds (execution reports, ...), run in the same transaction as the seq commit. */
+  handlers?: MessageHandlers;
   /** Source of jitter (tests make it deterministic). */
   random?: () => number;
   /** Trading of a product closes this many minutes before its delivery starts; later deals are flagged. */
@@ -49,145 +68,214 @@ export interface GatewayOptions {
 
 export type FeedCounts = FeedStatus['counts'];
 
-interface Item {
+const feedMetrics: WeakMap<MetricsRegistry, { messages: Counter; connected: Counter; committed: Counter; afterGateClosure: Counter }> = new WeakMap();
+
+const RecallBody = z.strictObject({
+  id: identifier('exchange deal id'),
+  reason: z.string({ error: 'must be a string: why the exchange recalled the deal' }).min(1, { error: 'must not be empty' }).max(1000, { error: 'must be at most 1000 characters' }),
+});
+
+interface DeadLetter {
+  arrival: number;
   raw: string;
   receivedAt: Date;
-  row?: TradeRow;
-  reason?: string;
+  reason: string;
+  seq: number | null;
 }
 
-interface Batch {
-  items: Item[];
-  outcomes?: IngestOutcome[];
-  sideWritten?: boolean;
-}
-
-const feedMetrics: WeakMap<MetricsRegistry, { messages: Counter; connected: Counter; afterGateClosure: Counter }> = new WeakMap();
+export class GatewayIdInUseError extends Error {}
 
 export class FeedGateway extends EventEmitter {
   readonly gatewayId: string;
-  readonly counts: FeedCounts = { received: 0, stored: 0, duplicates: 0, conflicts: 0, dead_lettered: 0 };
+  readonly member: string;
+  readonly counts: FeedCounts = { received: 0, stored: 0, duplicates: 0, conflicts: 0, dead_lettered: 0, recalls: 0, ignored: 0 };
   connected = false;
   since: Date | null = null;
   lastMessageAt: Date | null = null;
-  /** Connections opened so far (tests and logs). */
-  connections = 0;
-  /** Times reading was paused because too much waited for the database. */
-  pauses = 0;
+  readonly session: ExchangeSession;
+  readonly transport: Transport;
 
   private readonly db: Db;
   private readonly clock: Clock;
   private readonly log: Logger;
-  private readonly o: Required<Omit<GatewayOptions, 'db' | 'clock' | 'log' | 'metrics' | 'gatewayId'>>;
+  private readonly tz: string;
+  private readonly url: string;
+  private readonly heartbeatMs: number;
+  private readonly statusNotifyMs: number;
+  private readonly staleMs: number;
   private readonly messages?: Counter;
   private readonly metrics?: MetricsRegistry;
   private readonly connectedGauge?: Counter;
+  private readonly committedGauge?: Counter;
   private readonly afterGateClosure?: Counter;
-  private ws?: WebSocket;
-  private attempt = 0;
+  private readonly gateClosureMinutes: number;
   private closing = false;
-  private reconnectTimer?: NodeJS.Timeout;
-  private heartbeatTimer?: NodeJS.Timeout;
   private beatTimer?: NodeJS.Timeout;
-  private flushTimer?: NodeJS.Timeout;
-  private ponged = true;
-  private missed = 0;
-  private pending: Item[] = [];
-  private current?: Batch;
-  private flushing?: Promise<void>;
-  private paused = false;
   private records: Promise<void> = Promise.resolve();
   private lastStatusAt = 0;
   private statusTimer?: NodeJS.Timeout;
-  private wake?: () => void;
-  private gaveUp = false;
+  private lock?: HeldLock;
+  /**
+   * What the batch being written adds up to, per transaction (a failed attempt's is dropped):
+   * its dead letters, stored last in arrival order, and its counts, committed with its seq.
+   */
+  private batches = new Map<Queryable, { dead: DeadLetter[]; counts: Omit<FeedCounts, 'received' | 'ignored'> }>();
 
   constructor(options: GatewayOptions) {
     super();
     this.db = options.db;
     this.clock = options.clock ?? systemClock;
+    this.tz = options.tz;
+    this.gateClosureMinutes = options.gateClosureMinutes ?? defaultGateClosureMinutes;
+    this.url = options.url;
     this.log = (options.log ?? createLogger('silent')).child({ part: 'feed' });
     this.gatewayId = options.gatewayId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-    this.o = {
-      url: options.url, tz: options.tz,
-      heartbeatMs: options.heartbeatMs ?? 10_000,
-      backoffMinMs: options.backoffMinMs ?? 500,
-      backoffMaxMs: options.backoffMaxMs ?? 30_000,
-      batchMax: options.batchMax ?? 1000,
-      batchMs: options.batchMs ?? 20,
-      maxPending: options.maxPending ?? 50_000,
-      statusNotifyMs: options.statusNotifyMs ?? 1000,
-      staleMs: options.staleMs ?? Math.max(defaultStaleMs, 3 * (options.heartbeatMs ?? 10_000)),
-      random: options.random ?? Math.random,
-      gateClosureMinutes: options.gateClosureMinutes ?? defaultGateClosureMinutes,
-    };
+    this.member = options.member ?? 'default';
+    this.heartbeatMs = options.heartbeatMs ?? 10_000;
+    this.statusNotifyMs = options.statusNotifyMs ?? 1000;
+    this.staleMs = options.staleMs ?? Math.max(defaultStaleMs, 3 * this.heartbeatMs);
+    const link = { heartbeatMs: this.heartbeatMs, backoffMinMs: options.backoffMinMs ?? 500, backoffMaxMs: options.backoffMaxMs ?? 30_000, random: options.random ?? Math.random };
+    this.transport = /^amqps?:/.test(options.url)
+      ? new AmqpTransport(options.url, { ...link, prefix: options.amqpPrefix ?? 'powerdesk.exchange', prefetch: options.amqpPrefetch ?? 2 * (options.batchMax ?? 1000) }, this.log)
+      : new WsTransport(options.url, link, this.log);
+    const deals = (tx: Queryable, messages: InboundMessage[]) => this.storeDeals(tx, messages);
+    this.session = new ExchangeSession({
+      db: this.db, transport: this.transport, member: this.member, gatewayId: this.gatewayId, clock: this.clock, log: this.log,
+      handlers: { deal_confirmation: deals, trade_confirmation: deals, deal_recall: (tx, messages) => this.storeRecalls(tx, messages), ...options.handlers },
+      unreadable: async (tx, messages) => { this.deadLetter(tx, messages); },
+      finish: (tx) => this.finishBatch(tx),
+      batchMax: options.batchMax, batchMs: options.batchMs, maxPending: options.maxPending,
+      backoffMinMs: options.backoffMinMs, backoffMaxMs: options.backoffMaxMs, resumeTimeoutMs: options.resumeTimeoutMs,
+    });
+    this.transport.on('message', () => {
+      this.counts.received += 1;
+      this.lastMessageAt = this.clock.now();
+    });
+    this.session.on('up', () => this.onUp());
+    this.session.on('down', (reason) => this.onDown(reason));
+    this.session.on('committed', ({ committed }) => {
+      this.counts.ignored = this.ignoredBefore + this.session.state.ignored;
+      this.committedGauge?.set({ member: this.member }, committed);
+      void this.saveCounts().catch((error: Error) => this.log.warn('could not save feed counters', { error: error.message }));
+      this.scheduleStatus();
+    });
     if (options.metrics) {
       let m = feedMetrics.get(options.metrics);
       if (!m) {
         m = {
-          messages: options.metrics.register(new Counter('powerdesk_feed_messages_total', 'Exchange feed messages by outcome (stored, duplicate, conflict, dead_letter)')),
+          messages: options.metrics.register(new Counter('powerdesk_feed_messages_total', 'Exchange feed messages by outcome (stored, duplicate, conflict, dead_letter, recall)')),
           connected: options.metrics.register(new Counter('powerdesk_feed_connected', 'Whether this process\'s gateway is connected to the exchange (1) or not (0)', 'gauge')),
+          committed: options.metrics.register(new Counter('powerdesk_exchange_committed_seq', 'Highest contiguous exchange seq committed, per member', 'gauge')),
           afterGateClosure: options.metrics.register(new Counter('powerdesk_feed_after_gate_closure_total', 'Deals stored from the exchange feed that were executed after their product\'s gate closure')),
         };
         feedMetrics.set(options.metrics, m);
       }
       this.messages = m.messages;
       this.connectedGauge = m.connected;
+      this.committedGauge = m.committed;
       this.afterGateClosure = m.afterGateClosure;
       this.metrics = options.metrics;
     }
     this.on('error', () => {}); // an EventEmitter 'error' without a listener would throw
   }
 
-  /** Registers the gateway in the database and starts connecting; resolves once registered. */
+  /** Connections opened so far (tests and logs). */
+  get connections(): number {
+    return this.transport.connections;
+  }
+
+  /** Times reading was paused because too much waited for the database. */
+  get pauses(): number {
+    return this.session.pauses;
+  }
+
+  /**
+   * Registers the gateway (taking over its own row after a crash, refusing an id that a live
+   * gateway uses), closes the intervals that gateways which died left open, and starts the session.
+   */
   async start(): Promise<void> {
     const now = this.clock.now();
-    const [existing] = await this.db.query<FeedCounts & { last_message_at: Date | null }>(sql`
-      INSERT INTO feed_gateways (gateway_id, url, seen_at) VALUES (${this.gatewayId}, ${this.o.url}, ${now})
-      ON CONFLICT (gateway_id) DO UPDATE SET url = EXCLUDED.url, seen_at = EXCLUDED.seen_at
-      RETURNING received, stored, duplicates, conflicts, dead_lettered, last_message_at`);
-    if (existing) { // a restart under the same FEED_GATEWAY_ID carries on counting
-      Object.assign(this.counts, { received: existing.received, stored: existing.stored, duplicates: existing.duplicates, conflicts: existing.conflicts, dead_lettered: existing.dead_lettered });
-      this.lastMessageAt = existing.last_message_at;
+    this.lock = await this.takeLivenessLock();
+    const register = () => this.db.transaction(async (tx) => {
+      const [other] = await tx.query<{ alive: boolean }>(sql`
+        SELECT ${alive(this.staleMs, now)} AS alive FROM feed_gateways g WHERE g.gateway_id = ${this.gatewayId} FOR UPDATE`);
+      if (other?.alive) return false;
+      const [existing] = await tx.query<FeedCounts & { last_message_at: Date | null }>(sql`
+        INSERT INTO feed_gateways (gateway_id, url, seen_at, lock_key, transport) VALUES (${this.gatewayId}, ${redactUrl(this.url)}, ${now}, ${this.lockKey}, ${this.transport.kind})
+        ON CONFLICT (gateway_id) DO UPDATE SET url = EXCLUDED.url, lock_key = EXCLUDED.lock_key, transport = EXCLUDED.transport
+        RETURNING received, stored, duplicates, conflicts, dead_lettered, recalls, ignored, last_message_at`);
+      if (existing) { // a restart under the same id carries on counting
+        const { last_message_at, ...counts } = existing;
+        Object.assign(this.counts, counts);
+        this.ignoredBefore = counts.ignored;
+        this.lastMessageAt = last_message_at;
+      }
+      // Intervals left open by gateways that died (killed, crashed) end at their last beat.
+      await tx.query(sql`
+        UPDATE feed_intervals i SET ended_at = greatest(i.started_at, g.seen_at)
+        FROM feed_gateways g
+        WHERE i.gateway_id = g.gateway_id AND i.ended_at IS NULL AND (g.gateway_id = ${this.gatewayId} OR NOT ${alive(this.staleMs, now)})`);
+      await tx.query(sql`UPDATE feed_gateways SET seen_at = ${now} WHERE gateway_id = ${this.gatewayId}`);
+      return true;
+    });
+    const taken = await register().catch(async (error: Error) => {
+      await this.lock?.release();
+      throw error;
+    });
+    if (!taken) {
+      await this.lock?.release();
+      throw new GatewayIdInUseError(`FEED_GATEWAY_ID: gateway id "${this.gatewayId}" is in use by a gateway that is running; give each gateway its own FEED_GATEWAY_ID`);
     }
     this.since = now;
     await this.recordInterval('disconnected', now, 'gateway starting');
-    this.beatTimer = setInterval(() => void this.beat(), Math.min(this.o.heartbeatMs, 10_000));
+    this.beatTimer = setInterval(() => void this.beat(), Math.min(this.heartbeatMs, 5000));
     this.beatTimer.unref?.();
-    this.connect();
+    await this.session.start();
+  }
+
+  private lockKey = 0;
+  /** Ignored frames counted by earlier runs under this id. */
+  private ignoredBefore = 0;
+
+  private async takeLivenessLock(): Promise<HeldLock | undefined> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const key = randomInt(1, 2 ** 31 - 1);
+      const lock = await this.db.advisoryLock(livenessNamespace, key);
+      if (lock) {
+        this.lockKey = key;
+        return lock;
+      }
+    }
+    throw new Error('could not take a liveness lock for the gateway');
+  }
+
+  /** Sends one frame to the exchange (orders); resolves once the transport accepted it, rejects when not connected. */
+  send(frame: object | string): Promise<void> {
+    return this.session.send(frame);
   }
 
   /** Resolves when every message received so far is in the database (or dead-lettered). */
   async drained(): Promise<void> {
-    while ((this.pending.length || this.current) && !this.gaveUp) {
-      this.scheduleFlush(0);
-      await this.flushing;
-    }
+    await this.session.drained();
     await this.records;
   }
 
   async status(): Promise<FeedStatus> {
-    return feedStatus(this.db, this.o.tz, this.clock.now(), this.o.staleMs);
+    return feedStatus(this.db, this.tz, this.clock.now(), this.staleMs);
   }
 
   /** Stops reading, stores what was received, closes the open interval. */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    clearTimeout(this.reconnectTimer);
-    clearInterval(this.heartbeatTimer);
     clearInterval(this.beatTimer);
     clearTimeout(this.statusTimer);
-    const ws = this.ws;
-    if (ws && ws.readyState !== WebSocket.CLOSED) {
-      await new Promise<void>((resolve) => { ws.once('close', () => resolve()); ws.terminate(); });
+    await this.session.close();
+    const lost = this.session.unstored;
+    if (lost.length) {
+      this.log.error('closing with exchange messages not stored: the database kept failing (the exchange replays them on the next start)', { count: lost.length, seqs: lost.map((i) => i.seq).filter((s) => s !== null).slice(0, 100) });
     }
-    this.wake?.();
-    await this.drained().catch(() => {});
-    if (this.pending.length || this.current) {
-      const lost = [...(this.current?.items ?? []), ...this.pending];
-      this.log.error('closing with deals not stored: the database kept failing', { count: lost.length, ids: lost.map((i) => i.row?.id).filter(Boolean).slice(0, 100) });
-    }
+    await this.saveCounts().catch(() => {});
     const now = this.clock.now();
     this.records = this.records.then(() => this.db.query(sql`UPDATE feed_intervals SET ended_at = ${now} WHERE gateway_id = ${this.gatewayId} AND ended_at IS NULL`)).then(() => {}, (e: Error) => this.log.warn('could not close the feed interval', { error: e }));
     await this.records;
@@ -195,200 +283,146 @@ export class FeedGateway extends EventEmitter {
       this.connected = false;
       await this.publishStatus();
     }
+    await this.lock?.release();
   }
 
-  private connect(): void {
-    if (this.closing) return;
-    const ws = new WebSocket(this.o.url, { handshakeTimeout: Math.max(2 * this.o.heartbeatMs, 1000), perMessageDeflate: false });
-    this.ws = ws;
-    let opened = false;
-    let downReason = 'connection failed';
-    ws.on('open', () => {
-      opened = true;
-      this.attempt = 0;
-      this.connections += 1;
-      this.connected = true;
-      this.since = this.clock.now();
-      this.ponged = true;
-      this.missed = 0;
-      this.paused = this.pending.length >= this.o.maxPending; // a new socket starts reading; hold it if still full
-      if (this.paused) ws.pause();
-      this.log.info('connected to the exchange', { url: this.o.url, gateway: this.gatewayId });
-      void this.recordInterval('connected', this.since, null);
-      this.heartbeatTimer = setInterval(() => this.heartbeat(ws), this.o.heartbeatMs);
-      this.connectedGauge?.set({ gateway: this.gatewayId }, 1);
-      this.emit('connected');
-      void this.publishStatus();
-    });
-    ws.on('pong', () => { this.ponged = true; });
-    ws.on('message', (data, isBinary) => this.receive(isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString()));
-    ws.on('error', (error) => { downReason = error.message; this.log.warn('exchange connection error', { url: this.o.url, error: error.message }); });
-    ws.on('close', (code, reason) => {
-      clearInterval(this.heartbeatTimer);
-      if (opened && this.connected) {
-        const why = downReason !== 'connection failed' ? downReason : `closed with code ${code}${reason.length ? ` (${reason.toString()})` : ''}`;
-        this.connected = false;
-        this.since = this.clock.now();
-        if (this.closing) this.log.info('disconnected from the exchange: gateway stopping', { url: this.o.url });
-        else this.log.warn('disconnected from the exchange', { url: this.o.url, reason: why });
-        void this.recordInterval('disconnected', this.since, this.closing ? 'gateway stopping' : why);
-        this.connectedGauge?.set({ gateway: this.gatewayId }, 0);
-        this.emit('disconnected', why);
-        void this.publishStatus();
-      }
-      this.scheduleReconnect();
-    });
+  private onUp(): void {
+    this.connected = true;
+    this.since = this.clock.now();
+    this.log.info('connected to the exchange', { url: redactUrl(this.url), transport: this.transport.kind, gateway: this.gatewayId, member: this.member, resume_after: this.session.state.committed });
+    void this.recordInterval('connected', this.since, null);
+    this.connectedGauge?.set({ gateway: this.gatewayId }, 1);
+    this.emit('connected');
+    void this.publishStatus();
   }
 
-  /**
-   * Counted in ticks, not wall time: when our own event loop stalls (a long query), the pong
-   * waits in the socket while the timer fires late, and wall time would blame the exchange.
-   */
-  private heartbeat(ws: WebSocket): void {
-    if (ws.readyState !== WebSocket.OPEN) return;
-    if (this.paused) { this.ponged = true; return; } // we are not reading: a pong could not reach us
-    if (this.ponged) this.missed = 0;
-    else this.missed += 1;
-    if (this.missed >= 2) {
-      this.log.warn('no pong from the exchange for two heartbeat intervals: terminating the connection', { url: this.o.url });
-      ws.emit('error', new Error(`no pong for ${2 * this.o.heartbeatMs} ms`));
-      ws.terminate();
-      return;
+  private onDown(reason: string): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.since = this.clock.now();
+    if (this.closing) this.log.info('disconnected from the exchange: gateway stopping', { url: redactUrl(this.url) });
+    else this.log.warn('disconnected from the exchange', { url: redactUrl(this.url), reason });
+    void this.recordInterval('disconnected', this.since, this.closing ? 'gateway stopping' : reason);
+    this.connectedGauge?.set({ gateway: this.gatewayId }, 0);
+    this.emit('disconnected', reason);
+    void this.publishStatus();
+  }
+
+  /** deal_confirmation (and its synonym trade_confirmation): validated, stored idempotently on the deal id. */
+  private async storeDeals(tx: Queryable, messages: InboundMessage[]) {
+    const deals: { message: InboundMessage; row: TradeRow }[] = [];
+    const dead: DeadLetter[] = [];
+    for (const m of messages) {
+      const checked = checkFeedDeal(m.body, this.tz, m.kind, this.gateClosureMinutes);
+      if (checked.ok) deals.push({ message: m, row: checked.value });
+      else dead.push({ arrival: m.arrival, raw: m.raw, receivedAt: m.receivedAt, reason: checked.message, seq: m.seq });
     }
-    this.ponged = false;
-    ws.ping();
-  }
-
-  private scheduleReconnect(): void {
-    if (this.closing) return;
-    const delay = backoffDelay(this.attempt, this.o.backoffMinMs, this.o.backoffMaxMs, this.o.random);
-    this.attempt += 1;
-    this.reconnectTimer = setTimeout(() => this.connect(), delay);
-  }
-
-  private receive(raw: string): void {
-    const receivedAt = this.clock.now();
-    this.counts.received += 1;
-    this.lastMessageAt = receivedAt;
-    let item: Item;
-    try {
-      const parsed = parseFeedMessage(raw, this.o.tz, this.o.gateClosureMinutes);
-      item = parsed.kind === 'deal' ? { raw, receivedAt, row: parsed.row } : { raw, receivedAt, reason: parsed.reason };
-    } catch (error) { // a bug of ours must not take the feed down: keep the frame for later
-      item = { raw, receivedAt, reason: `message: could not be processed (${(error as Error).message})` };
-    }
-    this.pending.push(item);
-    if (this.pending.length >= this.o.batchMax) this.scheduleFlush(0);
-    else this.scheduleFlush(this.o.batchMs);
-    if (!this.paused && this.pending.length >= this.o.maxPending) {
-      this.paused = true;
-      this.pauses += 1;
-      this.ws?.pause(); // backpressure: TCP holds the rest at the exchange instead of our memory
-    }
-  }
-
-  private scheduleFlush(delayMs: number): void {
-    if (this.flushing) return; // the running loop picks up whatever is pending
-    if (delayMs > 0) {
-      this.flushTimer ??= setTimeout(() => this.startFlush(), delayMs);
-      return;
-    }
-    this.startFlush();
-  }
-
-  private startFlush(): void {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    if (this.flushing) return;
-    this.flushing = this.flushLoop().finally(() => {
-      this.flushing = undefined;
-      if (this.pending.length && !this.gaveUp) this.scheduleFlush(0);
-    });
-  }
-
-  private async flushLoop(): Promise<void> {
-    let failures = 0;
-    while (this.current || this.pending.length) {
-      const batch = (this.current ??= { items: this.pending.splice(0, this.o.batchMax) });
-      try {
-        await this.write(batch);
-        this.current = undefined;
-        failures = 0;
-      } catch (error) {
-        failures += 1;
-        this.log.error('could not store a feed batch; retrying', { size: batch.items.length, attempt: failures, error: (error as Error).message });
-        if (this.closing && failures >= 5) {
-          this.gaveUp = true;
-          return;
-        }
-        const wait = this.closing ? 200 : Math.min(this.o.backoffMaxMs, this.o.backoffMinMs * 2 ** Math.min(failures - 1, 10));
-        await new Promise<void>((resolve) => { this.wake = resolve; setTimeout(resolve, wait); });
-        this.wake = undefined;
-      }
-      if (this.paused && this.pending.length < this.o.maxPending / 2) {
-        this.paused = false;
-        this.ws?.resume();
+    const outcomes: IngestOutcome[] = deals.length ? await ingestTradesIn(tx, deals.map((d) => d.row), 'feed', this.tz, deals[0]!.message.receivedAt) : [];
+    const conflicts = outcomes.map((o, i) => ({ o, deal: deals[i]! })).filter((c) => c.o.status === 'conflict');
+    if (conflicts.length) {
+      const stored = await fetchByIds(tx, conflicts.map((c) => c.o.id));
+      for (const c of conflicts) { // rare: one statement each keeps text[] simple
+        const before = stored.get(c.o.id);
+        await tx.query(sql`
+          INSERT INTO feed_conflicts (deal_id, gateway_id, detected_at, differences, stored, received, raw)
+          VALUES (${c.o.id}, ${this.gatewayId}, ${c.deal.message.receivedAt}, ${c.o.differences ?? []}::text[], ${before ? JSON.stringify(before) : null}::jsonb, ${JSON.stringify(c.deal.row)}::jsonb, ${c.deal.message.raw})`);
       }
     }
-  }
-
-  /** Each step runs once per batch: a retry after a failure never ingests twice or counts twice. */
-  private async write(batch: Batch): Promise<void> {
-    const deals = batch.items.filter((i) => i.row);
-    if (!batch.outcomes) {
-      const rows = deals.map((i) => i.row!);
-      batch.outcomes = rows.length ? await ingestTrades(this.db, rows, 'feed', this.o.tz, deals[0]!.receivedAt) : [];
-      for (const [status, n] of count(batch.outcomes)) {
+    this.deadLetter(tx, dead);
+    const counts = this.batchOf(tx).counts;
+    for (const [status, n] of count(outcomes)) counts[status === 'stored' ? 'stored' : status === 'duplicate' ? 'duplicates' : 'conflicts'] += n;
+    return () => {
+      for (const [status, n] of count(outcomes)) {
         this.counts[status === 'stored' ? 'stored' : status === 'duplicate' ? 'duplicates' : 'conflicts'] += n;
         this.messages?.inc({ outcome: status }, n);
         this.metrics?.tradesIngested.inc({ source: 'feed', outcome: status }, n);
       }
-      const late = rows.filter((row, i) => row.after_gate_closure && batch.outcomes![i]!.status === 'stored');
+      for (const c of conflicts) this.log.warn('deal conflict: same id, other content', { id: c.o.id, differences: c.o.differences });
+      const late = deals.filter((d, i) => d.row.after_gate_closure && outcomes[i]!.status === 'stored');
       if (late.length) {
         this.afterGateClosure?.inc({}, late.length);
-        this.log.warn('deals executed after their gate closure', { count: late.length, ids: late.slice(0, 20).map((r) => r.id), gate_closure_minutes: this.o.gateClosureMinutes });
+        this.log.warn('deals executed after their gate closure', { count: late.length, ids: late.slice(0, 20).map((d) => d.row.id), gate_closure_minutes: this.gateClosureMinutes });
       }
-    }
-    if (!batch.sideWritten) {
-      const dead = batch.items.filter((i) => i.reason);
-      const conflicts = batch.outcomes.map((o, i) => ({ o, item: deals[i]! })).filter((c) => c.o.status === 'conflict');
-      if (dead.length || conflicts.length) {
-        const stored = conflicts.length ? await fetchByIds(this.db, conflicts.map((c) => c.o.id)) : new Map();
-        await this.db.transaction(async (tx) => {
-          if (dead.length) {
-            await tx.bulkInsert('feed_dead_letters', [{ name: 'gateway_id', type: 'text' }, { name: 'received_at', type: 'timestamptz' }, { name: 'raw', type: 'text' }, { name: 'reason', type: 'text' }],
-              dead.map((d) => [this.gatewayId, d.receivedAt, d.raw, d.reason]));
-          }
-          for (const c of conflicts) { // rare: one statement each keeps text[] simple
-            const before = stored.get(c.o.id);
-            await tx.query(sql`
-              INSERT INTO feed_conflicts (deal_id, gateway_id, detected_at, differences, stored, received, raw)
-              VALUES (${c.o.id}, ${this.gatewayId}, ${c.item.receivedAt}, ${c.o.differences ?? []}::text[], ${before ? JSON.stringify(before) : null}::jsonb, ${JSON.stringify(c.item.row)}::jsonb, ${c.item.raw})`);
-          }
-        });
-        for (const d of dead) this.log.warn('dead letter', { reason: d.reason, raw: d.raw.slice(0, 500) });
-        for (const c of conflicts) this.log.warn('deal conflict: same id, other content', { id: c.o.id, differences: c.o.differences });
-        this.counts.dead_lettered += dead.length;
-        this.messages?.inc({ outcome: 'dead_letter' }, dead.length);
-      }
-      batch.sideWritten = true;
-    }
-    await this.saveCounts().catch((error: Error) => this.log.warn('could not save feed counters', { error: error.message }));
-    this.emit('batch', batch.outcomes);
-    this.scheduleStatus();
+      this.emit('batch', outcomes);
+    };
   }
 
+  /** deal_recall: the trade stays, marked recalled; a recall of a deal not stored yet waits for it. */
+  private async storeRecalls(tx: Queryable, messages: InboundMessage[]) {
+    const recalls = [];
+    const dead: DeadLetter[] = [];
+    for (const m of messages) {
+      const parsed = RecallBody.safeParse(m.body, { reportInput: true });
+      if (parsed.success) recalls.push({ id: parsed.data.id, reason: parsed.data.reason, recalledAt: m.receivedAt, seq: m.seq, gatewayId: this.gatewayId });
+      else dead.push({ arrival: m.arrival, raw: m.raw, receivedAt: m.receivedAt, reason: formatIssues(parsed.error.issues, m.kind), seq: m.seq });
+    }
+    const outcomes = await recallDeals(tx, recalls, 'feed', this.tz);
+    this.deadLetter(tx, dead);
+    this.batchOf(tx).counts.recalls += outcomes.filter((o) => o.status !== 'repeated').length;
+    return () => {
+      const fresh = outcomes.filter((o) => o.status !== 'repeated');
+      this.counts.recalls += fresh.length;
+      this.messages?.inc({ outcome: 'recall' }, fresh.length);
+      for (const o of fresh) this.log.info('deal recalled by the exchange', { id: o.id, status: o.status });
+    };
+  }
+
+  private batchOf(tx: Queryable) {
+    let batch = this.batches.get(tx);
+    if (!batch) {
+      batch = { dead: [], counts: { stored: 0, duplicates: 0, conflicts: 0, dead_lettered: 0, recalls: 0 } };
+      this.batches.set(tx, batch);
+    }
+    return batch;
+  }
+
+  private deadLetter(tx: Queryable, dead: readonly DeadLetter[]): void {
+    if (!dead.length) return;
+    const batch = this.batchOf(tx);
+    for (const d of dead) batch.dead.push({ arrival: d.arrival, raw: d.raw, receivedAt: d.receivedAt, reason: d.reason, seq: d.seq });
+    batch.counts.dead_lettered += dead.length;
+  }
+
+  /**
+   * The batch's dead letters in one statement, and its counts added to the gateway's row in the
+   * same transaction: after a crash the counters say exactly what was committed.
+   */
+  private async finishBatch(tx: Queryable) {
+    const batch = this.batches.get(tx);
+    this.batches.clear(); // whatever else is there came from attempts that rolled back
+    if (!batch) return undefined;
+    const c = batch.counts;
+    await tx.query(sql`
+      UPDATE feed_gateways SET stored = stored + ${c.stored}, duplicates = duplicates + ${c.duplicates}, conflicts = conflicts + ${c.conflicts},
+        dead_lettered = dead_lettered + ${c.dead_lettered}, recalls = recalls + ${c.recalls}
+      WHERE gateway_id = ${this.gatewayId}`);
+    const dead = batch.dead.sort((a, b) => a.arrival - b.arrival);
+    if (!dead.length) return undefined;
+    await tx.bulkInsert('feed_dead_letters', [
+      { name: 'gateway_id', type: 'text' }, { name: 'received_at', type: 'timestamptz' }, { name: 'raw', type: 'text' }, { name: 'reason', type: 'text' }, { name: 'seq', type: 'bigint' },
+    ], dead.map((d) => [this.gatewayId, d.receivedAt, d.raw, d.reason, d.seq]));
+    return () => {
+      for (const d of dead) this.log.warn('dead letter', { reason: d.reason, seq: d.seq, raw: d.raw.slice(0, 500) });
+      this.counts.dead_lettered += dead.length;
+      this.messages?.inc({ outcome: 'dead_letter' }, dead.length);
+    };
+  }
+
+  /** What is counted on arrival (the rest is committed with each batch). */
   private async saveCounts(): Promise<void> {
     const c = this.counts;
     await this.db.query(sql`
-      UPDATE feed_gateways SET received = ${c.received}, stored = ${c.stored}, duplicates = ${c.duplicates}, conflicts = ${c.conflicts},
-        dead_lettered = ${c.dead_lettered}, last_message_at = ${this.lastMessageAt}, seen_at = ${this.clock.now()}
+      UPDATE feed_gateways SET received = ${c.received}, ignored = ${c.ignored}, last_message_at = ${this.lastMessageAt}, seen_at = ${this.clock.now()}
       WHERE gateway_id = ${this.gatewayId}`);
   }
 
   private async beat(): Promise<void> {
-    await this.db.query(sql`UPDATE feed_gateways SET seen_at = ${this.clock.now()} WHERE gateway_id = ${this.gatewayId}`)
-      .catch((error: Error) => this.log.warn('could not write the gateway beat', { error: error.message }));
+    try {
+      if (this.lock && !(await this.lock.renew())) this.log.warn('lost the gateway liveness lock: other processes see this gateway as gone');
+      await this.db.query(sql`UPDATE feed_gateways SET seen_at = ${this.clock.now()} WHERE gateway_id = ${this.gatewayId}`);
+    } catch (error) {
+      this.log.warn('could not write the gateway beat', { error: (error as Error).message });
+    }
   }
 
   /** Intervals are written in order; a failing database is logged and does not stop the feed. */
@@ -405,7 +439,7 @@ export class FeedGateway extends EventEmitter {
 
   private scheduleStatus(): void {
     if (this.statusTimer) return;
-    const wait = Math.max(0, this.lastStatusAt + this.o.statusNotifyMs - Date.now());
+    const wait = Math.max(0, this.lastStatusAt + this.statusNotifyMs - Date.now());
     this.statusTimer = setTimeout(() => { this.statusTimer = undefined; void this.publishStatus(); }, wait);
     this.statusTimer.unref?.();
   }
@@ -418,8 +452,9 @@ export class FeedGateway extends EventEmitter {
       const status = await this.status();
       let payload = JSON.stringify(status);
       // NOTIFY payloads must stay under 8000 bytes: on a day of many outages send the latest ones.
-      while (payload.length > 7000 && status.disconnected_intervals.length > 1) {
+      while (payload.length > 7000 && (status.disconnected_intervals.length > 1 || status.sessions.some((s) => s.gaps.length > 1))) {
         status.disconnected_intervals.splice(0, Math.ceil(status.disconnected_intervals.length / 4));
+        for (const s of status.sessions) s.gaps.splice(0, Math.ceil(s.gaps.length / 4));
         payload = JSON.stringify(status);
       }
       await this.db.notify(channels.feedStatus, payload);
@@ -428,16 +463,6 @@ export class FeedGateway extends EventEmitter {
       this.log.warn('could not publish the feed status', { error: (error as Error).message });
     }
   }
-}
-
-/**
- * Reconnect delay after `attempt` failed attempts (0 = the first reconnect): doubling from
- * `minMs`, capped at `maxMs`, with "equal jitter" (between half and all of it), so it is never 0
- * and redundant gateways do not reconnect in lockstep.
- */
-export function backoffDelay(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
-  const cap = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-  return Math.round(cap / 2 + random() * (cap / 2));
 }
 
 function count(outcomes: IngestOutcome[]): Map<IngestOutcome['status'], number> {

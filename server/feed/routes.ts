@@ -10,7 +10,25 @@ import { ErrorResponse } from '../http/openapi';
 import { parseQuery } from '../http/validate';
 import { feedStatus } from './status';
 
-const Counts = z.object({ received: z.number().int(), stored: z.number().int(), duplicates: z.number().int(), conflicts: z.number().int(), dead_lettered: z.number().int() });
+const Counts = z.object({
+  received: z.number().int(), stored: z.number().int(), duplicates: z.number().int(), conflicts: z.number().int(), dead_lettered: z.number().int(),
+  recalls: z.number().int().meta({ description: 'Deals the exchange recalled (mistrades)' }),
+  ignored: z.number().int().meta({ description: 'Frames whose seq was already handled: replays after a resume, redeliveries, messages another gateway committed' }),
+});
+
+const SessionStatusSchema = z.object({
+  member: z.string().meta({ description: 'The member the exchange numbers its messages for (EXCHANGE_MEMBER)' }),
+  committed_seq: z.number().int().meta({ description: 'Highest contiguous seq committed with its data: every reconnect and restart resumes from it' }),
+  exchange_seq: z.number().int().meta({ description: 'Highest seq seen from the exchange' }),
+  resets: z.number().int().meta({ description: 'Times the exchange restarted its numbering below ours' }),
+  updated_at: z.string().meta({ format: 'date-time' }),
+  gaps: z.array(z.object({
+    from_seq: z.number().int(), to_seq: z.number().int(),
+    detected_at: z.string().meta({ format: 'date-time' }),
+    filled_at: z.string().nullable().meta({ description: 'When the replayed messages were committed; null while open' }),
+    lost_at: z.string().nullable().meta({ description: 'When the exchange could not replay them after repeated requests (the nightly file has their deals)' }),
+  })).meta({ description: "Today's gaps and every one still open, oldest first (at most the latest 200)" }),
+}).meta({ id: 'ExchangeSessionStatus' });
 
 export const FeedStatusSchema = z
   .object({
@@ -20,6 +38,7 @@ export const FeedStatusSchema = z
     counts: Counts.meta({ description: 'Summed over every gateway that ever ran against this database' }),
     disconnected_intervals: z.array(z.object({ from: z.string(), to: z.string().nullable() }))
       .meta({ description: "Today's (local market day) intervals in which no gateway was connected; `to` null while still down" }),
+    sessions: z.array(SessionStatusSchema).meta({ description: 'The exchange session (protocol version 2) per member' }),
   })
   .meta({ id: 'FeedStatus' });
 
@@ -37,7 +56,7 @@ export function feedRoutes(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   openapi.add({
-    method: 'get', path: '/v1/feed/status', tag: 'feed', summary: 'Exchange gateway status: connection, counts, today\'s outages',
+    method: 'get', path: '/v1/feed/status', tag: 'feed', summary: 'Exchange gateway status: connection, counts, today\'s outages, the session\'s resume point and gaps',
     responses: { 200: { description: 'Status', schema: FeedStatusSchema } },
   });
   app.get('/status', async (c) => c.json(await feedStatus(db, tz, clock.now())));

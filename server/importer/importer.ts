@@ -299,12 +299,12 @@ export class Importer {
   }
 
   private printReconciliation(log: Logger, r: Reconciliation) {
-    const summary = { trading_day: r.trading_day, file_trades: r.file_trades, feed_trades: r.feed_trades, matched: r.matched, only_in_file: r.only_in_file, only_in_feed: r.only_in_feed, different: r.different };
+    const summary = { trading_day: r.trading_day, file_trades: r.file_trades, feed_trades: r.feed_trades, matched: r.matched, only_in_file: r.only_in_file, only_in_feed: r.only_in_feed, different: r.different, recalled: r.recalled };
     const clean = r.only_in_file === 0 && r.only_in_feed === 0 && r.different === 0;
     (clean ? log.info : log.warn)('reconciliation with the live feed', { ...summary, only_in_file_ids: r.items.only_in_file, only_in_feed_ids: r.items.only_in_feed, different_items: r.items.different });
     const print = this.options.print;
     if (!print) return;
-    print(`reconciliation of ${r.file_name} (trading day ${r.trading_day}) with the live feed: ${r.matched} match, ${r.only_in_file} only in the file (the feed missed them), ${r.only_in_feed} only in the feed, ${r.different} different`);
+    print(`reconciliation of ${r.file_name} (trading day ${r.trading_day}) with the live feed: ${r.matched} match, ${r.only_in_file} only in the file (the feed missed them), ${r.only_in_feed} only in the feed, ${r.different} different${r.recalled ? `; ${r.recalled} recalled by the exchange (not expected in the file)` : ''}`);
     if (r.items.only_in_file.length) print(`  only in the file: ${r.items.only_in_file.join(', ')}${r.only_in_file > r.items.only_in_file.length ? ', ...' : ''}`);
     if (r.items.only_in_feed.length) print(`  only in the feed: ${r.items.only_in_feed.join(', ')}${r.only_in_feed > r.items.only_in_feed.length ? ', ...' : ''}`);
     for (const d of r.items.different) print(`  ${d.trade_id}: ${d.fields.map((f) => `${f.field} file ${JSON.stringify(f.file)} vs feed ${JSON.stringify(f.feed)}`).join('; ')}`);

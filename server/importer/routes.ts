@@ -67,11 +67,12 @@ const ReconciliationSchema = z
     trading_day: z.string().meta({ format: 'date' }),
     computed_at: z.string().meta({ format: 'date-time' }),
     file_trades: z.number().int().meta({ description: 'Valid trades in the file' }),
-    feed_trades: z.number().int().meta({ description: 'Feed trades executed on the trading day (local)' }),
+    feed_trades: z.number().int().meta({ description: 'Feed trades executed on the trading day (local), not recalled' }),
     matched: z.number().int(),
     only_in_file: z.number().int().meta({ description: 'The feed missed them' }),
     only_in_feed: z.number().int().meta({ description: 'Executed that day per the feed, absent from the file' }),
     different: z.number().int(),
+    recalled: z.number().int().meta({ description: 'Feed trades of the day the exchange recalled: expected to be absent from the file' }),
     items: z.object({
       only_in_file: z.array(z.string()),
       only_in_feed: z.array(z.string()),

@@ -161,6 +161,8 @@ export interface Reconciliation {
   only_in_file: number;
   only_in_feed: number;
   different: number;
+  /** Feed trades of the day that the exchange recalled: expected to be absent from the file, not counted above. */
+  recalled: number;
   items: {
     only_in_file: string[];
     only_in_feed: string[];
@@ -204,21 +206,23 @@ export async function reconcileImport(db: Db, id: number, tz: string, now: Date)
 
   await db.transaction(async (tx) => {
     await tx.query(sql`DELETE FROM reconciliations WHERE import_id = ${id}`);
-    const [counts] = await tx.query<{ file_trades: number; in_feed: number; feed_trades: number }>(sql`
+    // A deal the exchange recalled is no longer in its file: expected to be absent, counted apart.
+    const [counts] = await tx.query<{ file_trades: number; in_feed: number; feed_trades: number; recalled: number }>(sql`
       WITH file_ids AS (${fileIds(id)})
       SELECT
         (SELECT count(*)::int FROM file_ids) AS file_trades,
         (SELECT count(*)::int FROM file_ids f JOIN trade_keys k ON k.id = f.trade_id WHERE k.first_source = 'feed') AS in_feed,
-        (SELECT count(*)::int FROM trades WHERE source = 'feed' AND execution_time >= ${day.start} AND execution_time < ${day.end} AND delivery_start >= ${deliveryFrom}) AS feed_trades`);
+        (SELECT count(*) FILTER (WHERE recalled_at IS NULL)::int FROM trades WHERE source = 'feed' AND execution_time >= ${day.start} AND execution_time < ${day.end} AND delivery_start >= ${deliveryFrom}) AS feed_trades,
+        (SELECT count(*) FILTER (WHERE recalled_at IS NOT NULL)::int FROM trades WHERE source = 'feed' AND execution_time >= ${day.start} AND execution_time < ${day.end} AND delivery_start >= ${deliveryFrom}) AS recalled`);
     await tx.query(sql`
-      INSERT INTO reconciliations (import_id, trading_day, computed_at, file_trades, feed_trades, matched, only_in_file, only_in_feed, different)
-      VALUES (${id}, ${record.trading_day}, ${now}, ${counts!.file_trades}, ${counts!.feed_trades}, ${counts!.in_feed - different.length}, 0, 0, ${different.length})`);
+      INSERT INTO reconciliations (import_id, trading_day, computed_at, file_trades, feed_trades, matched, only_in_file, only_in_feed, different, recalled)
+      VALUES (${id}, ${record.trading_day}, ${now}, ${counts!.file_trades}, ${counts!.feed_trades}, ${counts!.in_feed - different.length}, 0, 0, ${different.length}, ${counts!.recalled})`);
     await tx.query(sql`
       WITH file_ids AS (${fileIds(id)})
       INSERT INTO reconciliation_items (import_id, kind, trade_id)
       SELECT ${id}::bigint, 'only_in_feed', t.id FROM trades t
       WHERE t.source = 'feed' AND t.execution_time >= ${day.start} AND t.execution_time < ${day.end} AND t.delivery_start >= ${deliveryFrom}
-        AND NOT EXISTS (SELECT 1 FROM file_ids f WHERE f.trade_id = t.id)
+        AND t.recalled_at IS NULL AND NOT EXISTS (SELECT 1 FROM file_ids f WHERE f.trade_id = t.id)
       ON CONFLICT DO NOTHING`);
     if (different.length) {
       await tx.bulkInsert('reconciliation_items', [
@@ -240,7 +244,7 @@ export async function getReconciliations(db: Queryable, filter: { trading_day?: 
   if (filter.trading_day) conditions.push(sql`r.trading_day = ${filter.trading_day}`);
   if (filter.import_id !== undefined) conditions.push(sql`r.import_id = ${filter.import_id}`);
   const heads = await db.query<Omit<Reconciliation, 'items' | 'truncated'>>(sql`
-    SELECT r.import_id, i.file_name, r.trading_day, r.computed_at, r.file_trades, r.feed_trades, r.matched, r.only_in_file, r.only_in_feed, r.different
+    SELECT r.import_id, i.file_name, r.trading_day, r.computed_at, r.file_trades, r.feed_trades, r.matched, r.only_in_file, r.only_in_feed, r.different, r.recalled
     FROM reconciliations r JOIN imports i ON i.id = r.import_id
     WHERE ${sql.join(conditions, sql` AND `)} ORDER BY r.import_id DESC`);
   const out: Reconciliation[] = [];

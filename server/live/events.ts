@@ -1,13 +1,13 @@
 // The live protocol, defined once and imported by both the server's live hub and the web app:
 // Socket.IO event names with their payload types, and the NOTIFY channels behind them.
 // Keep this file free of runtime imports from the server (types only): the web app bundles it.
-import type { ApiTrade } from '../trades/normalize';
+import type { ApiTrade, RecalledTrade } from '../trades/normalize';
 
 /**
  * The Trade of the REST API and of `deal` events (price in eurocent/MWh, local start hour, and
  * `delivery_period` for a product other than the plain hour: "08:15-08:30", "02-03B").
  */
-export type { ApiTrade };
+export type { ApiTrade, RecalledTrade };
 
 /**
  * One delivery product within an hour row: its own start, end, trades, MW and PnL (energy = MW x
@@ -78,9 +78,25 @@ export interface FeedStatus {
   /** Since when connected (or disconnected), ISO-8601 UTC. */
   since: string | null;
   last_message_at: string | null;
-  counts: { received: number; stored: number; duplicates: number; conflicts: number; dead_lettered: number };
+  /** `recalls`: deals the exchange recalled; `ignored`: frames whose seq was already handled (replays, redeliveries). */
+  counts: { received: number; stored: number; duplicates: number; conflicts: number; dead_lettered: number; recalls: number; ignored: number };
   /** Today's disconnected intervals (local market day), ISO-8601 UTC; `to` null while still down. */
   disconnected_intervals: { from: string; to: string | null }[];
+  /** The exchange session per member (protocol version 2); empty before a first gateway ran. */
+  sessions: SessionStatus[];
+}
+
+export interface SessionStatus {
+  member: string;
+  /** Highest contiguous seq whose messages are committed: where every reconnect resumes. */
+  committed_seq: number;
+  /** Highest seq seen from the exchange. */
+  exchange_seq: number;
+  /** Times the exchange restarted its numbering below ours. */
+  resets: number;
+  updated_at: string;
+  /** Today's gaps and every one still open, oldest first: filled when replayed and committed, lost when the exchange could not replay them. */
+  gaps: { from_seq: number; to_seq: number; detected_at: string; filled_at: string | null; lost_at: string | null }[];
 }
 
 export interface Subscription {
@@ -105,6 +121,8 @@ export interface ServerToClientEvents {
   deal: (trade: ApiTrade & { trader_id: string }) => void;
   /** The updated hour row after a trade changed it (with the day's new total). */
   pnl: (update: PnlUpdate) => void;
+  /** A deal of a subscribed trader and day that the exchange recalled (show it struck through; its hour's `pnl` follows). */
+  recall: (trade: RecalledTrade) => void;
   /** Gateway status changes. */
   feed: (status: FeedStatus) => void;
 }

@@ -1,6 +1,6 @@
 // The live hub: the only code that talks to Socket.IO. It authenticates sockets like the REST
 // API, keeps rooms per user and per trader+day, and turns the database's NOTIFY events
-// (trades_stored, feed_status) into `deal`, `pnl` and `feed` pushes. Every server process runs
+// (trades_stored, feed_status) into `deal`, `recall`, `pnl` and `feed` pushes. Every server process runs
 // one hub and hears every NOTIFY, so a deal stored by any process reaches clients of all.
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
@@ -13,7 +13,7 @@ import type { PnlFreshness } from '../reports/freshness';
 import { touchedSlots } from '../reports/freshness';
 import { pnlReport } from '../reports/pnl';
 import { dayString, identifier } from '../trades/schema';
-import type { ApiTrade } from '../trades/normalize';
+import type { ApiTrade, RecalledTrade } from '../trades/normalize';
 import type { TouchedHour, TradesStoredEvent } from '../trades/store';
 import { channels, type ClientToServerEvents, type FeedStatus, type ServerToClientEvents, type Subscription } from './events';
 
@@ -169,17 +169,22 @@ export class LiveHub {
       return;
     }
     // Deals go out at once; PnL rows after this tick's deals are coalesced. A bulk commit comes
-    // as the hours it touched: its subscribers get the PnL rows, not thousands of tape lines.
-    for (const trade of event.trades ?? []) {
-      const room = traderRoom(trade.trader_id, trade.delivery_day);
-      if (!this.wanted(room)) continue;
-      this.io.to(room).emit('deal', trade);
-      this.events.inc({ event: 'deal' });
-      this.queue.push(trade);
-    }
+    // as the hours it touched: its subscribers get the PnL rows, not thousands of tape lines. A
+    // recalled deal is struck through on the tape, and its hour's PnL row follows without it.
+    const tape = (event: 'deal' | 'recall', trades: readonly (ApiTrade | RecalledTrade)[]) => {
+      for (const trade of trades) {
+        const room = traderRoom(trade.trader_id, trade.delivery_day);
+        if (!this.wanted(room)) continue;
+        this.io.to(room).emit(event, trade as RecalledTrade);
+        this.events.inc({ event });
+        this.queue.push(trade);
+      }
+    };
+    tape('deal', event.trades ?? []);
     for (const hour of event.touched ?? []) {
       if (this.wanted(traderRoom(hour.trader_id, hour.delivery_day))) this.queue.push(hour);
     }
+    tape('recall', event.recalled ?? []);
     if (this.queue.length && !this.flushScheduled) {
       this.flushScheduled = true;
       // The first change after a quiet spell goes out on the next tick; under a steady stream the

@@ -78,6 +78,9 @@ export interface ApiTrade {
   execution_time: string;
 }
 
+/** A trade the exchange recalled (a mistrade): kept, but out of PnL and reports from then on. */
+export type RecalledTrade = ApiTrade & { recall: { reason: string; recalled_at: string } };
+
 // Intl formatting costs microseconds per call; a desk trades a few thousand distinct periods.
 const productCache = new Map<string, { hour: number; period?: string }>();
 

@@ -36,6 +36,12 @@ export const BatchResult = z
 
 type BatchItem = z.infer<typeof BatchItemResult>;
 
+/** A stored trade as listed: a deal the exchange recalled (a mistrade) says when and why; it no longer counts in PnL. */
+const ListedTradeSchema = Trade.extend({
+  recall: z.object({ reason: z.string(), recalled_at: z.string().meta({ format: 'date-time' }) }).optional()
+    .meta({ description: 'Only on a deal the exchange recalled: it is kept but left out of PnL and reports' }),
+}).meta({ id: 'ListedTrade' });
+
 // Optional, for the nightly file importer: its trades are stored as source "file", and a batch
 // that names its import is counted there once (keyed by the file line of its first row).
 const BatchQuery = z
@@ -60,7 +66,7 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
     method: 'get', path: '/v1/trades', tag: 'trades', summary: 'All trades, optionally filtered by trader and local delivery day',
     description: 'Traders see only their own trades. Ordered by delivery start, then id.',
     query: TradeQuery,
-    responses: { 200: { description: 'The trades', schema: z.array(Trade) }, 400: { description: 'Invalid query parameter', schema: ErrorResponse }, 403: { description: 'Another trader\'s trades', schema: ErrorResponse } },
+    responses: { 200: { description: 'The trades', schema: z.array(ListedTradeSchema) }, 400: { description: 'Invalid query parameter', schema: ErrorResponse }, 403: { description: 'Another trader\'s trades', schema: ErrorResponse } },
   });
   app.get('/', async (c) => {
     const query = parseQuery(c, TradeQuery);
@@ -77,7 +83,7 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
       let first = true;
       await out.write('[');
       for await (const page of pages) {
-        const text = page.map((row) => JSON.stringify(toApiTrade(row, tz))).join(',');
+        const text = page.map((row) => JSON.stringify(row.recalled_at ? { ...toApiTrade(row, tz), recall: { reason: row.recall_reason ?? '', recalled_at: row.recalled_at.toISOString() } } : toApiTrade(row, tz))).join(',');
         await out.write(first ? text : `,${text}`);
         first = false;
       }

@@ -68,6 +68,7 @@ export class ProcessDb implements Db {
   execScript(...args: Parameters<Db['execScript']>) { return this.inner.execScript(...args); }
   exclusive<T>(lock: number, fn: () => Promise<T>) { return this.inner.exclusive(lock, fn); }
   notify(channel: string, payload: string) { return this.inner.notify(channel, payload); }
+  advisoryLock(namespace: number, key: number) { return this.inner.advisoryLock(namespace, key); }
 
   listen(channel: string, onPayload: (payload: string) => void) {
     return this.inner.listen(channel, (payload) => {

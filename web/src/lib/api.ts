@@ -1,6 +1,6 @@
 // The dashboard's one way to call the REST API: same-origin cookie, the API's error shape turned
 // into an ApiFailure with the HTTP status (0 when the server cannot be reached).
-import type { ApiTrade, FeedStatus, PnlHourRow, PnlTotal } from '$shared/events';
+import type { ApiTrade, FeedStatus, PnlHourRow, PnlTotal, RecalledTrade } from '$shared/events';
 
 export class ApiFailure extends Error {
   constructor(readonly status: number, message: string) {
@@ -35,8 +35,8 @@ export interface DeskReport {
   total?: Partial<PnlTotals>;
 }
 
-/** One definition for server and web: the REST API's Trade. */
-export type Trade = ApiTrade;
+/** One definition for server and web: the REST API's Trade; a deal the exchange recalled carries `recall`. */
+export type Trade = ApiTrade & { recall?: RecalledTrade['recall'] };
 
 export async function api<T>(path: string, init: RequestInit & { json?: unknown } = {}): Promise<T> {
   const headers = new Headers(init.headers);
