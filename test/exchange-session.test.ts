@@ -144,6 +144,8 @@ describe('exchange session (protocol version 2)', () => {
     s.sendRecall(s.deals[7]!.id, 'mistrade');
     await allStored(s);
     await until(async () => (await sessionRow()).committed_seq === 401, 'seq 401 committed');
+    // drained() covers what a gateway has received: wait until both have every frame.
+    await until(() => a.counts.received >= 401 && b.counts.received >= 401, 'both gateways received all 401 frames');
     await Promise.all([a.drained(), b.drained()]);
     expect(a.counts.stored + b.counts.stored).toBe(400);
     expect(a.counts.duplicates + b.counts.duplicates).toBe(0); // the other gateway's messages are skipped by seq, not re-ingested
