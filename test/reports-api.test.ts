@@ -5,6 +5,7 @@ import { sql } from '../server/db';
 import { parsePeriod } from '../server/time/market-time';
 import type { DeskReport, PnlReport } from '../server/live/events';
 import type { TradeRow } from '../server/trades/normalize';
+import { recallDeals } from '../server/trades/recalls';
 import { ingestTrades } from '../server/trades/store';
 import { basic, startTestServer, trade, type TestServer } from './helpers/server';
 
@@ -136,6 +137,12 @@ describe('GET /v1/reports/pnl', () => {
     expect(body.hours[2]!.products).toBeUndefined();
     expect(body.hours[3]).toMatchObject({ label: '02-03 (+01:00)', trades: 2, buy_mw: 4, sell_mw: 1, pnl_eur: 20 });
     expect(body.hours[3]!.products!.map((p) => [p.period, p.trades, p.pnl_eur])).toEqual([['02-03B', 1, 60], ['02:15-02:30B', 1, -40]]);
+    // A quarter hour the exchange recalled leaves the products with its hour's PnL.
+    await server.deps.db.transaction((tx) => recallDeals(tx, [{ id: 'pq2', reason: 'mistrade', recalledAt: new Date() }], 'feed', tz));
+    await server.deps.pnlFreshness!.settled();
+    const after = await reportBody(report('trader_id=rep_q&delivery_day=2023-10-29'));
+    expect(after.hours[3]).toMatchObject({ trades: 1, pnl_eur: 60 });
+    expect(after.hours[3]!.products).toBeUndefined();
   });
 
   it('returns a report of zeros for an unknown trader', async () => {
