@@ -16,7 +16,7 @@ import { amqpTopology, declareTopology, routingKeys } from '../server/exchange/a
 import { orderKinds, type OrderKind } from '../server/exchange/order-frames';
 import { dayBounds, defaultGateClosureMinutes, gateClosure, hoursOfDay, localDay, pad } from '../server/time/market-time';
 import { parseOptions } from './cli';
-import { basePriceEur, OrderBook, type FillDeal } from './sim/order-book';
+import { basePriceEur, OrderBook } from './sim/order-book';
 import { seededRandom } from './sim/random';
 
 export interface SimDeal {
@@ -95,7 +95,7 @@ export interface ExchangeSim extends EventEmitter {
   url: string;
   port: number;
   /** Every deal sent so far, in order (duplicates once; a deal held back by a gap too; fills of orders too). */
-  readonly deals: (SimDeal | FillDeal)[];
+  readonly deals: SimDeal[];
   /** The orders clients sent, and the market they trade against. */
   readonly book: OrderBook;
   /** Version 2: every message sent, in seq order (kept in memory, and in journalFile when set). */
@@ -292,7 +292,7 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
   const sim: ExchangeSim = Object.assign(emitter, {
     url,
     port,
-    deals: [] as (SimDeal | FillDeal)[],
+    deals: [] as SimDeal[],
     book,
     journal,
     recalls: new Map<string, string>(),

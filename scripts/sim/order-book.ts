@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import { checkOrderFrame, orderPriceLimitEur, type ExecutionStatus, type OrderKind, type OrderNew } from '../../server/exchange/order-frames';
 import { gateClosure } from '../../server/time/market-time';
+import type { SimDeal } from '../exchange-sim';
 import { hashString, seededRandom } from './random';
 
 export type OrderStatus = 'new' | 'partially_filled' | 'filled' | 'canceled' | 'expired' | 'rejected';
@@ -40,16 +41,8 @@ export interface SimOrder {
   fills: number;
 }
 
-/** A fill as the exchange confirms deals, with the order it belongs to. */
-export interface FillDeal {
-  id: string;
-  price: number;
-  quantity: number;
-  direction: 'buy' | 'sell';
-  delivery_day: string;
-  delivery_hour: string;
-  trader_id: string;
-  execution_time: string;
+/** A fill as the exchange confirms deals, with the order (its client_order_id) it belongs to. */
+export interface FillDeal extends SimDeal {
   order_id: string;
 }
 
