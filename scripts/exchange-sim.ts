@@ -229,7 +229,12 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
     emitter.emit('client-message', msg);
     const keys = typeof msg === 'object' && msg !== null && !Array.isArray(msg) ? Object.keys(msg) : [];
     if (keys.length === 1 && (orderKinds as readonly string[]).includes(keys[0]!)) {
-      book.handle(keys[0] as OrderKind, (msg as Record<string, unknown>)[keys[0]!]);
+      try {
+        book.handle(keys[0] as OrderKind, (msg as Record<string, unknown>)[keys[0]!]);
+      } catch (error) { // a fault of the simulator itself: say so to the client and go on with the next frame
+        book.unreadable(`exchange: internal error handling ${keys[0]}: ${(error as Error).message}`);
+        emitter.emit('order-error', error);
+      }
       return;
     }
     if (!(keys.length === 1 && keys[0] === 'resume')) {

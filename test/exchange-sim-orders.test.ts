@@ -376,6 +376,12 @@ describe('order outcomes of the simulator (process)', () => {
     expect(orders.map((o) => c.reports(o.client_order_id).at(-1)!.status)).toEqual(outcome.map((r) => r.status));
   });
 
+  it('refuses to start with a share outside 0..1 or a seed that is not an integer, naming the option', async () => {
+    await expect(startExchangeSimProcess(['--port', '0', '--order-reject-rate', '1.5'])).rejects.toThrow(/exited with 2 .*\n.*--order-reject-rate must be a share between 0 and 1 \(got 1\.5\)/);
+    await expect(startExchangeSimProcess(['--port', '0', '--partial-fill-rate=-0.1'])).rejects.toThrow(/--partial-fill-rate must be a non-negative number \(got -0\.1\)/);
+    await expect(startExchangeSimProcess(['--port', '0', '--seed', 'abc'])).rejects.toThrow(/--seed must be a non-negative integer \(got abc\)/);
+  }, 90_000);
+
   it('gives the same reports for the same orders with the same seed, whatever deal traffic runs beside them, and others with another seed', async () => {
     const common = ['--price-every', '0', '--partial-fill-rate', '0.5', '--order-reject-rate', '0.2', '--id-prefix', 'det'];
     const [a, b, c] = await Promise.all([
