@@ -61,8 +61,8 @@ class Client {
   }
 
   /** Waits for the order's `n`-th report with this status and returns all its reports so far. */
-  async until(id: string, status: ExecutionReport['status'], n = 1): Promise<ExecutionReport[]> {
-    await until(() => this.reports(id).filter((r) => r.status === status).length >= n, `report ${status} of ${id}`, 30_000);
+  async until(id: string, status: ExecutionReport['status'], n = 1, timeoutMs = 30_000): Promise<ExecutionReport[]> {
+    await until(() => this.reports(id).filter((r) => r.status === status).length >= n, `report ${status} of ${id}`, timeoutMs);
     return this.reports(id);
   }
 
@@ -423,9 +423,10 @@ describe('order outcomes of the simulator (process)', () => {
     const seed = 41;
     const sim = await simProcess(['--seed', String(seed), '--price-every', '20', '--partial-fill-rate', '0']);
     const c = await wsClient(sim.url);
-    // A limit the path reaches now and then: the lowest tenth of the asks over a whole cycle.
+    // A limit the path reaches now and then: the lowest fifth of the asks over its whole period
+    // (520 steps), so that it comes within one period however slowly the steps come.
     const asks = Array.from({ length: 520 }, (_, t) => askOf(seed, '19-20', t)).sort((x, y) => x - y);
-    const limit = asks[52]!;
+    const limit = asks[104]!;
     for (let attempt = 1; ; attempt++) {
       const o = order({ delivery_hour: '19-20', price: limit / 100, quantity: 2 });
       await c.send({ order_new: o });
@@ -435,12 +436,12 @@ describe('order outcomes of the simulator (process)', () => {
         expect(attempt, 'attempts').toBeLessThan(10);
         continue;
       }
-      const reports = await c.until(o.client_order_id, 'filled');
+      const reports = await c.until(o.client_order_id, 'filled', 1, 120_000);
       expect(reports.map((r) => r.status)).toEqual(['new', 'filled']);
       expect(reports[1]).toMatchObject({ filled_quantity: 2, leaves_quantity: 0, fill: { price: limit / 100, quantity: 2 } });
       break;
     }
-  }, 90_000);
+  }, 180_000);
 });
 
 describe('orders against the simulator in this process (clock and price in hand, real websocket)', () => {

@@ -76,6 +76,7 @@ export function basePriceEur(hour: number): number {
   return 70 + 55 * Math.exp(-((hour - 19) ** 2) / 6) + 35 * Math.exp(-((hour - 8) ** 2) / 4) - 30 * Math.exp(-((hour - 13) ** 2) / 5);
 }
 
+const phaseCache = new Map<string, [number, number]>();
 const cycleA = 40;
 const cycleB = 13;
 
@@ -85,9 +86,15 @@ const cycleB = 13;
  * swings within ±volatility and the same seed gives the same path.
  */
 export function referencePriceCents(seed: number, product: { delivery_day: string; delivery_hour: string; start: string }, tick: number, volatilityCents: number): number {
-  const phases = seededRandom(hashString(`${seed}|${product.start}|${product.delivery_hour}`));
-  const a = phases() * 2 * Math.PI;
-  const b = phases() * 2 * Math.PI;
+  const key = `${seed}|${product.start}|${product.delivery_hour}`;
+  let phase = phaseCache.get(key);
+  if (!phase) {
+    const draw = seededRandom(hashString(key));
+    phase = [draw() * 2 * Math.PI, draw() * 2 * Math.PI];
+    if (phaseCache.size > 100_000) phaseCache.clear();
+    phaseCache.set(key, phase);
+  }
+  const [a, b] = phase;
   const wave = (Math.sin((2 * Math.PI * tick) / cycleA + a) + 0.5 * Math.sin((2 * Math.PI * tick) / cycleB + b)) / 1.5;
   const hour = Number(product.delivery_hour.slice(0, 2));
   return Math.round(basePriceEur(hour) * 100 + volatilityCents * wave);
