@@ -529,7 +529,7 @@ describe('replay and restarts of the simulator (process)', () => {
     expect(back.frames.slice(0, missed.length).map((f) => f.raw)).toEqual(missed.map((f) => f.raw));
   });
 
-  it('knows every order after a restart with its journal: a repeat gets the state, the book goes on, numbering continues', async () => {
+  it('knows every order after a restart with its journal, also after kill -9: a repeat gets the state, the book goes on, numbering continues', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'pd-sim-orders-'));
     try {
       const journal = path.join(dir, 'journal.ndjson');
@@ -559,6 +559,14 @@ describe('replay and restarts of the simulator (process)', () => {
       const freshId = c2.reports(fresh.client_order_id)[0]!.exchange_order_id;
       expect(ids).not.toContain(freshId);
       expect(c2.frames[0]!.seq).toBe(lastSeq + 1);
+
+      // Killed outright: every order's state was on disk before its report went out.
+      await second.kill();
+      const third = await simProcess(args);
+      const c3 = await wsClient(third.url);
+      for (const o of [fresh, resting, filled]) await c3.send({ order_new: o });
+      await c3.barrier();
+      expect([fresh, resting, filled].map((o) => c3.reports(o.client_order_id).map((r) => [r.status, r.exchange_order_id]))).toEqual([[['new', freshId]], [['canceled', ids[0]]], [['filled', ids[1]]]]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -117,8 +117,9 @@ export class OrderBook {
     this.seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
     if (o.file && fs.existsSync(o.file)) {
       for (const line of fs.readFileSync(o.file, 'utf8').split('\n')) {
-        if (!line) continue;
-        const order = JSON.parse(line) as SimOrder;
+        let order: SimOrder;
+        try { order = JSON.parse(line) as SimOrder; } catch { continue; } // empty, or cut short by a crash mid-write
+        if (typeof order?.client_order_id !== 'string') continue;
         if (!this.orders.has(order.client_order_id)) this.orderNo += 1;
         this.orders.set(order.client_order_id, order);
       }
