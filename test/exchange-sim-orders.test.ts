@@ -615,4 +615,27 @@ describe('orders over RabbitMQ (simulator process)', () => {
     const seqs = c.frames.map((f) => f.seq);
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
   });
+
+  it('replays a message of an order held back by a gap when the client asks to resume over the broker', async () => {
+    const gapPrefix = uniquePrefix('sim-orders-gap');
+    const g = await simProcess(['--transport', 'amqp', '--amqp-url', amqpUrl, '--amqp-prefix', gapPrefix, '--seed', '52', '--price-every', '0', '--partial-fill-rate', '0', '--gap-every', '3']);
+    const client = new Client(new AmqpTransport(amqpUrl, { ...link, prefix: gapPrefix, prefetch: 200 }, log));
+    try {
+      await client.ready();
+      const o = order({ price: (askOf(52, '12-13') + 100) / 100 }); // new (1), filled (2), its deal (3: held back)
+      await client.send({ order_new: o });
+      await client.until(o.client_order_id, 'filled');
+      const next = order({ price: 1 }); // new (4)
+      await client.send({ order_new: next });
+      await client.until(next.client_order_id, 'new');
+      expect(client.frames.map((f) => f.seq)).toEqual([1, 2, 4]);
+      await client.send({ resume: { after_seq: 2 } });
+      await until(() => client.frames.some((f) => f.seq === 3), 'the held-back message', 30_000);
+      expect(client.frames.find((f) => f.seq === 3)!.deal_confirmation).toMatchObject({ order_id: o.client_order_id, id: client.reports(o.client_order_id)[1]!.fill!.deal_id });
+    } finally {
+      await client.close();
+      await g.stop();
+      await deleteTopology(gapPrefix);
+    }
+  });
 });
