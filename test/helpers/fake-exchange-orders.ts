@@ -1,9 +1,13 @@
-// A tiny exchange for order tests over the real websocket transport (protocol version 2):
+// A tiny exchange for order tests over the real transports (protocol version 2), the websocket
+// or RabbitMQ (the session's topology: it consumes P.to-exchange and publishes with key
+// from-exchange):
 // answers order_new / order_cancel / order_replace with execution reports that carry a seq,
 // replays from `resume`, treats a repeated order_new as a request for the order's state, and
 // fills only when the test says so (fill()), each fill also sent as a deal_confirmation.
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AddressInfo } from 'node:net';
+import amqp from 'amqplib';
+import { amqpTopology, declareTopology, routingKeys } from '../../server/exchange/amqp-transport';
 
 export interface FakeOrder {
   client_order_id: string;
@@ -32,6 +36,8 @@ export interface FakeExchangeOptions {
   onNew?: (order: FakeOrder, exchange: FakeExchange) => void;
   /** Whether a fill's deal_confirmation goes before its execution report (default false). */
   dealFirst?: boolean;
+  /** Over RabbitMQ at this URL with this prefix instead of a websocket server. */
+  amqp?: { url: string; prefix: string };
 }
 
 export interface FakeExchange {
@@ -52,9 +58,8 @@ export interface FakeExchange {
 }
 
 export async function startFakeExchange(options: FakeExchangeOptions = {}): Promise<FakeExchange> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-  const sockets = new Set<WebSocket>();
+  const link = options.amqp ? await amqpLink(options.amqp) : await wsLink();
+  const sockets = link.sockets;
   const orders = new Map<string, FakeOrder>();
   const received: Record<string, unknown>[] = [];
   const journal: string[] = [];
@@ -66,7 +71,7 @@ export async function startFakeExchange(options: FakeExchangeOptions = {}): Prom
   const emit = (message: object) => {
     const text = JSON.stringify({ seq: journal.length + 1, ...message });
     journal.push(text);
-    for (const s of sockets) if (s.readyState === s.OPEN) s.send(text);
+    link.broadcast(text);
   };
   const report = (o: FakeOrder, status: string, extra: Record<string, unknown> = {}) => {
     emit({ execution_report: { client_order_id: o.client_order_id, exchange_order_id: o.exchange_order_id, status, filled_quantity: o.filled, leaves_quantity: Math.max(0, Math.round((o.quantity - o.filled) * 10) / 10), transact_time: new Date().toISOString(), ...extra } });
@@ -74,7 +79,7 @@ export async function startFakeExchange(options: FakeExchangeOptions = {}): Prom
   const open = (o: FakeOrder) => ['new', 'partially_filled', 'pending_new'].includes(o.status);
 
   const exchange: FakeExchange = {
-    url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    url: link.url,
     orders, received, journal,
     connections: 0,
     newCount: (id) => newCounts.get(id) ?? 0,
@@ -111,21 +116,19 @@ export async function startFakeExchange(options: FakeExchangeOptions = {}): Prom
     },
     async close() {
       for (const s of sockets) s.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await link.close();
     },
   };
 
-  wss.on('connection', (socket) => {
-    sockets.add(socket);
-    exchange.connections += 1;
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('message', (data) => {
+  link.onConnection(() => { exchange.connections += 1; });
+  link.onFrame((data, reply) => {
+    {
       let frame: Record<string, Record<string, unknown>>;
       try { frame = JSON.parse(String(data)) as typeof frame; } catch { return; }
       received.push(frame);
       if (frame.resume) {
         const after = Number(frame.resume.after_seq ?? 0);
-        for (const text of journal.slice(after)) socket.send(text);
+        for (const text of journal.slice(after)) reply(text);
         return;
       }
       if (frame.order_new) {
@@ -167,7 +170,61 @@ export async function startFakeExchange(options: FakeExchangeOptions = {}): Prom
         if (r.price !== undefined) o.price = r.price;
         report(o, 'replaced');
       }
-    });
+    }
   });
   return exchange;
+}
+
+interface Link {
+  url: string;
+  sockets: Set<WebSocket>;
+  broadcast(text: string): void;
+  onConnection(fn: () => void): void;
+  /** Every frame from the client, with where to answer a resume. */
+  onFrame(fn: (data: string, reply: (text: string) => void) => void): void;
+  close(): Promise<void>;
+}
+
+async function wsLink(): Promise<Link> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  const sockets = new Set<WebSocket>();
+  let frameHandler: (data: string, reply: (text: string) => void) => void = () => {};
+  let connectionHandler = () => {};
+  wss.on('connection', (socket) => {
+    sockets.add(socket);
+    connectionHandler();
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('message', (data) => frameHandler(String(data), (text) => socket.send(text)));
+  });
+  return {
+    url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    sockets,
+    broadcast(text) { for (const s of sockets) if (s.readyState === s.OPEN) s.send(text); },
+    onConnection(fn) { connectionHandler = fn; },
+    onFrame(fn) { frameHandler = fn; },
+    close: () => new Promise<void>((resolve) => wss.close(() => resolve())),
+  };
+}
+
+async function amqpLink(options: { url: string; prefix: string }): Promise<Link> {
+  const connection = await amqp.connect(options.url);
+  const channel = await connection.createConfirmChannel();
+  const t = amqpTopology(options.prefix);
+  await declareTopology(channel, t);
+  const publish = (text: string) => channel.publish(t.exchange, routingKeys.fromExchange, Buffer.from(text), { persistent: true, contentType: 'application/json' });
+  let frameHandler: (data: string, reply: (text: string) => void) => void = () => {};
+  await channel.consume(t.toExchange, (m) => {
+    if (!m) return;
+    frameHandler(m.content.toString('utf8'), publish);
+    channel.ack(m);
+  });
+  return {
+    url: options.url,
+    sockets: new Set(),
+    broadcast: publish,
+    onConnection() {},
+    onFrame(fn) { frameHandler = fn; },
+    async close() { await connection.close().catch(() => {}); },
+  };
 }
