@@ -22,6 +22,7 @@ import { startReferencePoller } from './market-data';
 import { startLiveHub, type LiveHub } from './live/hub';
 import { applyMeterChunkInterval, defaultChunkDays } from './meters/chunks';
 import { startCompressionTask } from './meters/compression';
+import { createTrading, orderHandlers, startDispatch } from './orders';
 
 export interface RunningServer {
   url: string;
@@ -73,6 +74,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       pnlFreshness: freshness,
       meterTz: config.METER_TZ,
     };
+    deps.trading = createTrading(config, deps);
+    closers.unshift(deps.trading.startExpirySweep(config.ORDER_EXPIRY_SWEEP_MS));
     if (config.METER_COMPRESS_EVERY_MINUTES) closers.push(startCompressionTask(db, log, config.METER_COMPRESS_AFTER_DAYS, config.METER_COMPRESS_EVERY_MINUTES));
     const app = createApp(deps);
     const httpServer = await new Promise<Server>((resolve) => {
@@ -83,7 +86,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     closers.unshift(() => hub.close()); // before the HTTP server: sockets first, then connections
     // Background parts, each started only when its env variable is set; closed before the database.
     // Message kinds of other capabilities join the gateway's session here (handlers by kind).
-    const gateway = await startFeedGateway(config, deps, {});
+    const gateway = await startFeedGateway(config, deps, orderHandlers(deps.trading));
+    if (gateway) closers.unshift(await startDispatch(config, deps, deps.trading, gateway));
     for (const part of [gateway, await startReferencePoller(config, deps)]) {
       if (part) closers.unshift(() => part.close());
     }
