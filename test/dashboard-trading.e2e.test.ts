@@ -185,7 +185,7 @@ describe.skipIf(!haveChromium)('trading panels in Chromium', () => {
     await context.close();
   });
 
-  it('does fit the trading panels on a 390 px phone: the ticket comes into view on a click, the page no wider than the screen', async () => {
+  it('does fit the trading panels on a 390 px phone: the ticket comes into view on a click, what was missed while the connection was down is fetched again, the page no wider than the screen', async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     const page = await context.newPage();
     page.setDefaultTimeout(30_000);
@@ -195,6 +195,16 @@ describe.skipIf(!haveChromium)('trading panels in Chromium', () => {
     await until(() => page.evaluate<boolean>(`(() => { const r = document.querySelector('[data-testid="ticket"]').getBoundingClientRect(); return r.top >= -1 && r.top < window.innerHeight; })()`), 'the ticket in view');
     await page.waitForSelector('[data-testid="fills"] tr[data-fill]');
     await page.waitForSelector('[data-testid="positions"] tr[data-product="08-09"]');
+    // A deposit while the live connection is down (no replay): fetched again on reconnect.
+    const before = await balance();
+    server.hub.io.disconnectSockets(true);
+    await page.waitForSelector('[data-testid="live-badge"]:has-text("Reconnecting")');
+    expect((await server.request(`/v1/accounts/${tara.trader_id}/cash`, { method: 'POST', json: { amount: '1000.00' } })).status).toBe(200);
+    const after = await balance();
+    expect(Number(after.available)).toBe(Number(before.available) + 1000);
+    await page.waitForSelector('[data-testid="live-badge"]:has-text("Live")');
+    await page.waitForSelector(`[data-testid="balance"] [data-col="available"]:text-is("${shown(after.available)}")`);
+    await page.waitForSelector('[data-testid="inbox"] li[data-kind="deposit"].unread');
     expect(await overflow(page)).toBeLessThanOrEqual(0);
     await page.screenshot({ path: path.join(outputDir, 'dashboard-trading-phone.png'), fullPage: true });
     await context.close();
