@@ -2,12 +2,12 @@
 // execution reports from the exchange (in the transaction of their seq), deposits and
 // withdrawals, and the expiry of open orders at gate closure.
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import type { Clock } from '../clock';
 import type { Db, Queryable } from '../db';
 import { sql } from '../db';
 import type { InboundMessage } from '../exchange/session';
-import { formatIssues } from '../http/errors';
+import { checkExecutionReport, type ExecutionReport } from '../exchange/order-frames';
+import { numberToDecimal } from '../trades/decimal';
 import type { Logger } from '../log';
 import { book, ensureAccount, isUniqueViolation, lockAccount } from '../accounts/ledger';
 import { cents, eur, fillCents, fromScaled, micro, minBig, mwText, toScaled } from '../accounts/money';
@@ -35,30 +35,6 @@ export interface TradingOptions extends TradingPolicy {
   gateClosureMinutes: number;
   /** Also put every event in the outbox for the RabbitMQ topic exchange. */
   publishEvents?: boolean;
-}
-
-export const ExecutionReport = z.object({
-  client_order_id: z.string({ error: 'must be a string: our order id' }).min(1),
-  exchange_order_id: z.union([z.string(), z.number()]).transform(String).optional(),
-  status: z.enum(['new', 'partially_filled', 'filled', 'canceled', 'expired', 'rejected', 'replaced', 'cancel_rejected', 'replace_rejected']),
-  filled_quantity: z.union([z.number(), z.string()]).optional(),
-  leaves_quantity: z.union([z.number(), z.string()]).optional(),
-  reason: z.string().optional(),
-  transact_time: z.string().optional(),
-  fill: z.object({
-    deal_id: z.union([z.string().min(1).max(128), z.number().int()]).transform(String),
-    price: z.union([z.number(), z.string()]).transform((v) => normalizeDecimal(v, 2, 'fill.price')),
-    quantity: z.union([z.number(), z.string()]).transform((v) => normalizeDecimal(v, 6, 'fill.quantity')),
-  }).optional(),
-});
-
-function normalizeDecimal(v: number | string, scale: number, what: string): string {
-  const text = typeof v === 'number' ? String(v) : v.trim();
-  try {
-    return fromScaled(toScaled(text, scale), scale);
-  } catch {
-    throw new Error(`${what}: not a decimal with at most ${scale} places (got ${JSON.stringify(v)})`);
-  }
 }
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -288,21 +264,21 @@ export class Trading {
     const events = new EventBatch();
     const trades: TradeRow[] = [];
     for (const m of messages) {
-      const parsed = ExecutionReport.safeParse(m.body, { reportInput: true });
-      if (!parsed.success) {
-        this.options.log.warn('unreadable execution report: ignored', { seq: m.seq, reason: formatIssues(parsed.error.issues, 'execution_report'), raw: m.raw.slice(0, 500) });
+      const checked = checkExecutionReport(m.body);
+      if (!checked.ok) {
+        this.options.log.warn('unreadable execution report: ignored', { seq: m.seq, reason: checked.reason, raw: m.raw.slice(0, 500) });
         continue;
       }
-      await this.applyReport(tx, parsed.data, m, events, trades);
+      await this.applyReport(tx, checked.value, m, events, trades);
     }
     if (trades.length) await ingestTradesIn(tx, trades, 'feed', this.tz, messages[0]!.receivedAt);
     const written = events.empty ? [] : await events.write(tx, this.options.publishEvents ?? false, messages[0]?.receivedAt ?? this.options.clock.now());
     return () => this.committed(written, false);
   }
 
-  private async applyReport(tx: Queryable, r: z.infer<typeof ExecutionReport>, m: InboundMessage, events: EventBatch, trades: TradeRow[]): Promise<void> {
+  private async applyReport(tx: Queryable, r: ExecutionReport, m: InboundMessage, events: EventBatch, trades: TradeRow[]): Promise<void> {
     const log = this.options.log;
-    if (!uuidPattern.test(r.client_order_id)) {
+    if (r.client_order_id === null || !uuidPattern.test(r.client_order_id)) {
       log.warn('execution report for an order id that is not ours: ignored', { seq: m.seq, client_order_id: r.client_order_id });
       return;
     }
@@ -311,17 +287,18 @@ export class Trading {
       log.warn('execution report for an unknown order: ignored', { seq: m.seq, client_order_id: r.client_order_id });
       return;
     }
-    const at = r.transact_time && !Number.isNaN(Date.parse(r.transact_time)) ? new Date(r.transact_time) : m.receivedAt;
+    const at = new Date(r.transact_time);
     const now = m.receivedAt;
     const wasOpen = isOpen(o.status);
     if (r.exchange_order_id) o.exchange_order_id = r.exchange_order_id;
     let fill: { deal_id: string; price: string; quantity: string } | undefined;
-    if (r.fill) {
+    const reported = r.fill && { deal_id: r.fill.deal_id, price: numberToDecimal(r.fill.price)!, quantity: numberToDecimal(r.fill.quantity)! };
+    if (reported) {
       const [inserted] = await tx.query<{ deal_id: string }>(sql`
-        INSERT INTO order_fills (deal_id, order_id, price, quantity, at, seq) VALUES (${r.fill.deal_id}, ${o.id}::uuid, ${r.fill.price}::numeric, ${r.fill.quantity}::numeric, ${at}, ${m.seq})
+        INSERT INTO order_fills (deal_id, order_id, price, quantity, at, seq) VALUES (${reported.deal_id}, ${o.id}::uuid, ${reported.price}::numeric, ${reported.quantity}::numeric, ${at}, ${m.seq})
         ON CONFLICT (deal_id) DO NOTHING RETURNING deal_id`);
       if (inserted) {
-        fill = r.fill;
+        fill = reported;
         o.filled_quantity = mwText(micro(o.filled_quantity) + micro(fill.quantity));
         o.filled_value = fromScaled(toScaled(o.filled_value, 8) + cents(fill.price) * micro(fill.quantity), 8);
         trades.push({
