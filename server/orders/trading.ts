@@ -46,6 +46,8 @@ export class Trading {
   /** Called after a commit that wrote to the outbox (the dispatcher sends at once). */
   onOutbox?: () => void;
   private readonly listeners: Listener[] = [];
+  /** Accounts known to exist (they are never deleted): placement skips creating them. */
+  private readonly knownAccounts = new Set<string>();
 
   constructor(readonly options: TradingOptions) {
     this.policy = { marketHoldPrice: options.marketHoldPrice, shortLimitMw: options.shortLimitMw };
@@ -115,17 +117,23 @@ export class Trading {
     try {
       const written = await this.db.transaction(async (tx) => {
         const account = o.side === 'sell' ? await lockAccount(tx, o.trader_id, now) : undefined;
-        if (!account) await ensureAccount(tx, o.trader_id, now);
+        if (!account && !this.knownAccounts.has(o.trader_id)) await ensureAccount(tx, o.trader_id, now);
         await settleHolds(tx, o, this.policy, now, events, account);
-        await tx.query(sql`
-          INSERT INTO orders (id, client_order_id, trader_id, side, type, time_in_force, delivery_day, delivery_start, delivery_end, quantity, limit_price, status, held, held_mw, content, created_at, updated_at)
-          VALUES (${o.id}, ${o.client_order_id}, ${o.trader_id}, ${o.side}, ${o.type}, ${o.time_in_force}, ${o.delivery_day}, ${o.delivery_start}, ${o.delivery_end}, ${o.quantity}::numeric, ${o.limit_price}::numeric, ${o.status}, ${o.held}::numeric, ${o.held_mw}::numeric, ${content}::jsonb, ${now}, ${now})`);
-        await this.enqueue(tx, o, { order_new: this.orderNewFrame(o) }, now);
-        const api = toApiOrder(o, [], this.tz);
-        events.order(api);
-        events.notify(o.trader_id, 'placed', `${this.describe(o)} placed`, o.id, now);
+        // The order, its message to the exchange and its notification in one statement.
+        const text = `${this.describe(o)} placed`;
+        const [note] = await tx.query<{ id: number }>(sql`
+          WITH placed AS (
+            INSERT INTO orders (id, client_order_id, trader_id, side, type, time_in_force, delivery_day, delivery_start, delivery_end, quantity, limit_price, status, held, held_mw, content, created_at, updated_at)
+            VALUES (${o.id}, ${o.client_order_id}, ${o.trader_id}, ${o.side}, ${o.type}, ${o.time_in_force}, ${o.delivery_day}, ${o.delivery_start}, ${o.delivery_end}, ${o.quantity}::numeric, ${o.limit_price}::numeric, ${o.status}, ${o.held}::numeric, ${o.held_mw}::numeric, ${content}::jsonb, ${now}, ${now})
+          ), queued AS (
+            INSERT INTO outbox (destination, order_id, frame, created_at) VALUES ('exchange', ${o.id}::uuid, ${JSON.stringify({ order_new: this.orderNewFrame(o) })}::jsonb, ${now})
+          )
+          INSERT INTO notifications (trader_id, at, kind, text, order_id) VALUES (${o.trader_id}, ${now}, 'placed', ${text}, ${o.id}::uuid) RETURNING id`);
+        events.order(toApiOrder(o, [], this.tz));
+        events.notified({ id: Number(note!.id), trader_id: o.trader_id, at: now.toISOString(), kind: 'placed', text, order_id: o.id, read: false });
         return events.write(tx, this.options.publishEvents ?? false, now);
       });
+      this.knownAccounts.add(o.trader_id);
       this.committed(written, true);
     } catch (error) {
       if (isUniqueViolation(error)) {
@@ -176,6 +184,11 @@ export class Trading {
     const by = new Map<string, FillRow[]>();
     for (const f of fills) by.set(f.order_id, [...(by.get(f.order_id) ?? []), f]);
     return rows.map((r) => toApiOrder(r, by.get(r.id) ?? [], this.tz));
+  }
+
+  /** The API's order; its fills read only when it has any. */
+  private async apiOf(db: Queryable, o: OrderRow): Promise<ApiOrder> {
+    return micro(o.filled_quantity) > 0n ? (await this.withFills(db, [o]))[0]! : toApiOrder(o, [], this.tz);
   }
 
   /** Asks the exchange to cancel: 202 pending_cancel. */
@@ -231,9 +244,9 @@ export class Trading {
         o.updated_at = now;
         await saveOrder(tx, o);
       }
-      const [api] = await this.withFills(tx, [o]);
-      if (changed) events.order(api!);
-      return { api: api!, written: await events.write(tx, this.options.publishEvents ?? false, now) };
+      const api = await this.apiOf(tx, o);
+      if (changed) events.order(api);
+      return { api, written: await events.write(tx, this.options.publishEvents ?? false, now) };
     });
     this.committed(written, changed);
     return api;
@@ -292,7 +305,7 @@ export class Trading {
     const wasOpen = isOpen(o.status);
     if (r.exchange_order_id) o.exchange_order_id = r.exchange_order_id;
     let fill: { deal_id: string; price: string; quantity: string } | undefined;
-    const reported = r.fill && { deal_id: r.fill.deal_id, price: numberToDecimal(r.fill.price)!, quantity: numberToDecimal(r.fill.quantity)! };
+    const reported = r.fill && { deal_id: r.fill.deal_id, price: eur(cents(numberToDecimal(r.fill.price)!)), quantity: numberToDecimal(r.fill.quantity)! };
     if (reported) {
       const [inserted] = await tx.query<{ deal_id: string }>(sql`
         INSERT INTO order_fills (deal_id, order_id, price, quantity, at, seq) VALUES (${reported.deal_id}, ${o.id}::uuid, ${reported.price}::numeric, ${reported.quantity}::numeric, ${at}, ${m.seq})
@@ -348,8 +361,8 @@ export class Trading {
     if (fill) await this.bookFill(tx, o, fill, now, events);
     o.updated_at = now;
     await saveOrder(tx, o);
-    const [api] = await this.withFills(tx, [o]);
-    events.order(api!);
+    const api = await this.apiOf(tx, o);
+    events.order(api);
     const text = this.describe(o);
     if (fill) events.notify(o.trader_id, o.status === 'filled' ? 'filled' : 'partially_filled', `${text}: ${Number(fill.quantity)} MW filled at ${fill.price} EUR/MWh (${Number(o.filled_quantity)} of ${Number(o.quantity)} MW)`, o.id, now);
     else if (before !== o.status || r.status.endsWith('_rejected') || r.status === 'replaced') {
@@ -395,8 +408,8 @@ export class Trading {
         o.updated_at = now;
         await settleHolds(tx, o, this.policy, now, events);
         await saveOrder(tx, o);
-        const [api] = await this.withFills(tx, [o]);
-        events.order(api!);
+        const api = await this.apiOf(tx, o);
+        events.order(api);
         events.notify(o.trader_id, 'expired', `${this.describe(o)} expired at gate closure${Number(o.filled_quantity) > 0 ? ` (${Number(o.filled_quantity)} of ${Number(o.quantity)} MW filled)` : ''}`, o.id, now);
       }
       return { n: rows.length, written: rows.length ? await events.write(tx, this.options.publishEvents ?? false, now) : [] };
