@@ -111,18 +111,17 @@ export class OutboxDispatcher {
   private async claim(): Promise<OutboxRow[]> {
     const now = this.o.clock.now();
     const until = new Date(now.getTime() + this.o.leaseMs);
-    return this.o.db.transaction(async (tx) => {
-      const rows = await tx.query<OutboxRow>(sql`
-        SELECT o.id, o.destination, o.routing_key, o.frame FROM outbox o
+    // One statement: the claim is taken and leased at once (SKIP LOCKED: never a row another is claiming).
+    const rows = await this.o.db.query<OutboxRow>(sql`
+      UPDATE outbox SET claimed_until = ${until}, claimed_by = ${this.id}, attempts = attempts + 1
+      WHERE id IN (
+        SELECT o.id FROM outbox o
         WHERE o.destination = ${this.o.destination} AND o.sent_at IS NULL AND (o.claimed_until IS NULL OR o.claimed_until < ${now})
           AND (o.order_id IS NULL OR NOT EXISTS (SELECT 1 FROM outbox e WHERE e.order_id = o.order_id AND e.id < o.id AND e.sent_at IS NULL))
         ORDER BY o.id LIMIT ${this.o.batch}
-        FOR UPDATE OF o SKIP LOCKED`);
-      if (rows.length) {
-        await tx.query(sql`UPDATE outbox SET claimed_until = ${until}, claimed_by = ${this.id}, attempts = attempts + 1 WHERE id = ANY(${rows.map((r) => r.id)}::bigint[])`);
-      }
-      return rows.map((r) => ({ ...r, id: Number(r.id) }));
-    });
+        FOR UPDATE SKIP LOCKED)
+      RETURNING id, destination, routing_key, frame`);
+    return rows.map((r) => ({ ...r, id: Number(r.id) })).sort((a, b) => a.id - b.id);
   }
 
   private async markSent(sent: number[], unsent: number[], error: Error | undefined): Promise<void> {

@@ -63,6 +63,11 @@ export class EventBatch {
     this.notes.push({ trader_id: traderId, kind, text, order_id: orderId, at });
   }
 
+  /** A notification the caller inserted itself (in a statement of its own). */
+  notified(n: ApiNotification): void {
+    this.events.push({ type: 'notification', trader_id: n.trader_id, notification: n });
+  }
+
   get empty(): boolean {
     return !this.events.length && !this.notes.length && !this.balances.size;
   }

@@ -2,12 +2,12 @@
 // execution reports from the exchange (in the transaction of their seq), deposits and
 // withdrawals, and the expiry of open orders at gate closure.
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import type { Clock } from '../clock';
 import type { Db, Queryable } from '../db';
 import { sql } from '../db';
 import type { InboundMessage } from '../exchange/session';
-import { formatIssues } from '../http/errors';
+import { checkExecutionReport, type ExecutionReport } from '../exchange/order-frames';
+import { numberToDecimal } from '../trades/decimal';
 import type { Logger } from '../log';
 import { book, ensureAccount, isUniqueViolation, lockAccount } from '../accounts/ledger';
 import { cents, eur, fillCents, fromScaled, micro, minBig, mwText, toScaled } from '../accounts/money';
@@ -37,30 +37,6 @@ export interface TradingOptions extends TradingPolicy {
   publishEvents?: boolean;
 }
 
-export const ExecutionReport = z.object({
-  client_order_id: z.string({ error: 'must be a string: our order id' }).min(1),
-  exchange_order_id: z.union([z.string(), z.number()]).transform(String).optional(),
-  status: z.enum(['new', 'partially_filled', 'filled', 'canceled', 'expired', 'rejected', 'replaced', 'cancel_rejected', 'replace_rejected']),
-  filled_quantity: z.union([z.number(), z.string()]).optional(),
-  leaves_quantity: z.union([z.number(), z.string()]).optional(),
-  reason: z.string().optional(),
-  transact_time: z.string().optional(),
-  fill: z.object({
-    deal_id: z.union([z.string().min(1).max(128), z.number().int()]).transform(String),
-    price: z.union([z.number(), z.string()]).transform((v) => normalizeDecimal(v, 2, 'fill.price')),
-    quantity: z.union([z.number(), z.string()]).transform((v) => normalizeDecimal(v, 6, 'fill.quantity')),
-  }).optional(),
-});
-
-function normalizeDecimal(v: number | string, scale: number, what: string): string {
-  const text = typeof v === 'number' ? String(v) : v.trim();
-  try {
-    return fromScaled(toScaled(text, scale), scale);
-  } catch {
-    throw new Error(`${what}: not a decimal with at most ${scale} places (got ${JSON.stringify(v)})`);
-  }
-}
-
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Listener = (events: TradingEvent[]) => void;
@@ -70,6 +46,8 @@ export class Trading {
   /** Called after a commit that wrote to the outbox (the dispatcher sends at once). */
   onOutbox?: () => void;
   private readonly listeners: Listener[] = [];
+  /** Accounts known to exist (they are never deleted): placement skips creating them. */
+  private readonly knownAccounts = new Set<string>();
 
   constructor(readonly options: TradingOptions) {
     this.policy = { marketHoldPrice: options.marketHoldPrice, shortLimitMw: options.shortLimitMw };
@@ -139,17 +117,23 @@ export class Trading {
     try {
       const written = await this.db.transaction(async (tx) => {
         const account = o.side === 'sell' ? await lockAccount(tx, o.trader_id, now) : undefined;
-        if (!account) await ensureAccount(tx, o.trader_id, now);
+        if (!account && !this.knownAccounts.has(o.trader_id)) await ensureAccount(tx, o.trader_id, now);
         await settleHolds(tx, o, this.policy, now, events, account);
-        await tx.query(sql`
-          INSERT INTO orders (id, client_order_id, trader_id, side, type, time_in_force, delivery_day, delivery_start, delivery_end, quantity, limit_price, status, held, held_mw, content, created_at, updated_at)
-          VALUES (${o.id}, ${o.client_order_id}, ${o.trader_id}, ${o.side}, ${o.type}, ${o.time_in_force}, ${o.delivery_day}, ${o.delivery_start}, ${o.delivery_end}, ${o.quantity}::numeric, ${o.limit_price}::numeric, ${o.status}, ${o.held}::numeric, ${o.held_mw}::numeric, ${content}::jsonb, ${now}, ${now})`);
-        await this.enqueue(tx, o, { order_new: this.orderNewFrame(o) }, now);
-        const api = toApiOrder(o, [], this.tz);
-        events.order(api);
-        events.notify(o.trader_id, 'placed', `${this.describe(o)} placed`, o.id, now);
+        // The order, its message to the exchange and its notification in one statement.
+        const text = `${this.describe(o)} placed`;
+        const [note] = await tx.query<{ id: number }>(sql`
+          WITH placed AS (
+            INSERT INTO orders (id, client_order_id, trader_id, side, type, time_in_force, delivery_day, delivery_start, delivery_end, quantity, limit_price, status, held, held_mw, content, created_at, updated_at)
+            VALUES (${o.id}, ${o.client_order_id}, ${o.trader_id}, ${o.side}, ${o.type}, ${o.time_in_force}, ${o.delivery_day}, ${o.delivery_start}, ${o.delivery_end}, ${o.quantity}::numeric, ${o.limit_price}::numeric, ${o.status}, ${o.held}::numeric, ${o.held_mw}::numeric, ${content}::jsonb, ${now}, ${now})
+          ), queued AS (
+            INSERT INTO outbox (destination, order_id, frame, created_at) VALUES ('exchange', ${o.id}::uuid, ${JSON.stringify({ order_new: this.orderNewFrame(o) })}::jsonb, ${now})
+          )
+          INSERT INTO notifications (trader_id, at, kind, text, order_id) VALUES (${o.trader_id}, ${now}, 'placed', ${text}, ${o.id}::uuid) RETURNING id`);
+        events.order(toApiOrder(o, [], this.tz));
+        events.notified({ id: Number(note!.id), trader_id: o.trader_id, at: now.toISOString(), kind: 'placed', text, order_id: o.id, read: false });
         return events.write(tx, this.options.publishEvents ?? false, now);
       });
+      this.knownAccounts.add(o.trader_id);
       this.committed(written, true);
     } catch (error) {
       if (isUniqueViolation(error)) {
@@ -200,6 +184,11 @@ export class Trading {
     const by = new Map<string, FillRow[]>();
     for (const f of fills) by.set(f.order_id, [...(by.get(f.order_id) ?? []), f]);
     return rows.map((r) => toApiOrder(r, by.get(r.id) ?? [], this.tz));
+  }
+
+  /** The API's order; its fills read only when it has any. */
+  private async apiOf(db: Queryable, o: OrderRow): Promise<ApiOrder> {
+    return micro(o.filled_quantity) > 0n ? (await this.withFills(db, [o]))[0]! : toApiOrder(o, [], this.tz);
   }
 
   /** Asks the exchange to cancel: 202 pending_cancel. */
@@ -255,9 +244,9 @@ export class Trading {
         o.updated_at = now;
         await saveOrder(tx, o);
       }
-      const [api] = await this.withFills(tx, [o]);
-      if (changed) events.order(api!);
-      return { api: api!, written: await events.write(tx, this.options.publishEvents ?? false, now) };
+      const api = await this.apiOf(tx, o);
+      if (changed) events.order(api);
+      return { api, written: await events.write(tx, this.options.publishEvents ?? false, now) };
     });
     this.committed(written, changed);
     return api;
@@ -288,21 +277,21 @@ export class Trading {
     const events = new EventBatch();
     const trades: TradeRow[] = [];
     for (const m of messages) {
-      const parsed = ExecutionReport.safeParse(m.body, { reportInput: true });
-      if (!parsed.success) {
-        this.options.log.warn('unreadable execution report: ignored', { seq: m.seq, reason: formatIssues(parsed.error.issues, 'execution_report'), raw: m.raw.slice(0, 500) });
+      const checked = checkExecutionReport(m.body);
+      if (!checked.ok) {
+        this.options.log.warn('unreadable execution report: ignored', { seq: m.seq, reason: checked.reason, raw: m.raw.slice(0, 500) });
         continue;
       }
-      await this.applyReport(tx, parsed.data, m, events, trades);
+      await this.applyReport(tx, checked.value, m, events, trades);
     }
     if (trades.length) await ingestTradesIn(tx, trades, 'feed', this.tz, messages[0]!.receivedAt);
     const written = events.empty ? [] : await events.write(tx, this.options.publishEvents ?? false, messages[0]?.receivedAt ?? this.options.clock.now());
     return () => this.committed(written, false);
   }
 
-  private async applyReport(tx: Queryable, r: z.infer<typeof ExecutionReport>, m: InboundMessage, events: EventBatch, trades: TradeRow[]): Promise<void> {
+  private async applyReport(tx: Queryable, r: ExecutionReport, m: InboundMessage, events: EventBatch, trades: TradeRow[]): Promise<void> {
     const log = this.options.log;
-    if (!uuidPattern.test(r.client_order_id)) {
+    if (r.client_order_id === null || !uuidPattern.test(r.client_order_id)) {
       log.warn('execution report for an order id that is not ours: ignored', { seq: m.seq, client_order_id: r.client_order_id });
       return;
     }
@@ -311,17 +300,18 @@ export class Trading {
       log.warn('execution report for an unknown order: ignored', { seq: m.seq, client_order_id: r.client_order_id });
       return;
     }
-    const at = r.transact_time && !Number.isNaN(Date.parse(r.transact_time)) ? new Date(r.transact_time) : m.receivedAt;
+    const at = new Date(r.transact_time);
     const now = m.receivedAt;
     const wasOpen = isOpen(o.status);
     if (r.exchange_order_id) o.exchange_order_id = r.exchange_order_id;
     let fill: { deal_id: string; price: string; quantity: string } | undefined;
-    if (r.fill) {
+    const reported = r.fill && { deal_id: r.fill.deal_id, price: eur(cents(numberToDecimal(r.fill.price)!)), quantity: numberToDecimal(r.fill.quantity)! };
+    if (reported) {
       const [inserted] = await tx.query<{ deal_id: string }>(sql`
-        INSERT INTO order_fills (deal_id, order_id, price, quantity, at, seq) VALUES (${r.fill.deal_id}, ${o.id}::uuid, ${r.fill.price}::numeric, ${r.fill.quantity}::numeric, ${at}, ${m.seq})
+        INSERT INTO order_fills (deal_id, order_id, price, quantity, at, seq) VALUES (${reported.deal_id}, ${o.id}::uuid, ${reported.price}::numeric, ${reported.quantity}::numeric, ${at}, ${m.seq})
         ON CONFLICT (deal_id) DO NOTHING RETURNING deal_id`);
       if (inserted) {
-        fill = r.fill;
+        fill = reported;
         o.filled_quantity = mwText(micro(o.filled_quantity) + micro(fill.quantity));
         o.filled_value = fromScaled(toScaled(o.filled_value, 8) + cents(fill.price) * micro(fill.quantity), 8);
         trades.push({
@@ -371,8 +361,8 @@ export class Trading {
     if (fill) await this.bookFill(tx, o, fill, now, events);
     o.updated_at = now;
     await saveOrder(tx, o);
-    const [api] = await this.withFills(tx, [o]);
-    events.order(api!);
+    const api = await this.apiOf(tx, o);
+    events.order(api);
     const text = this.describe(o);
     if (fill) events.notify(o.trader_id, o.status === 'filled' ? 'filled' : 'partially_filled', `${text}: ${Number(fill.quantity)} MW filled at ${fill.price} EUR/MWh (${Number(o.filled_quantity)} of ${Number(o.quantity)} MW)`, o.id, now);
     else if (before !== o.status || r.status.endsWith('_rejected') || r.status === 'replaced') {
@@ -418,8 +408,8 @@ export class Trading {
         o.updated_at = now;
         await settleHolds(tx, o, this.policy, now, events);
         await saveOrder(tx, o);
-        const [api] = await this.withFills(tx, [o]);
-        events.order(api!);
+        const api = await this.apiOf(tx, o);
+        events.order(api);
         events.notify(o.trader_id, 'expired', `${this.describe(o)} expired at gate closure${Number(o.filled_quantity) > 0 ? ` (${Number(o.filled_quantity)} of ${Number(o.quantity)} MW filled)` : ''}`, o.id, now);
       }
       return { n: rows.length, written: rows.length ? await events.write(tx, this.options.publishEvents ?? false, now) : [] };
