@@ -19,6 +19,7 @@ import { until } from './helpers/wait';
 requireChromium('dashboard-trading.e2e');
 
 const tara = { username: 'tara', password: 'tara-secret-password', trader_id: 'tara_t' };
+const analyst = { username: 'anita', password: 'anita-secret-password' };
 const auth = `Basic ${Buffer.from(`${tara.username}:${tara.password}`).toString('base64')}`;
 /** Tomorrow in Berlin: far from gate closure whenever the test runs. */
 const tomorrow = (() => {
@@ -33,12 +34,13 @@ const text = (page: Page, selector: string) => page.locator(selector).first().in
 /** EUR text of the API ("2985.00") as the page shows it ("2,985.00"). */
 const shown = (eurText: string) => formatPrice(Number(eurText));
 
-async function signIn(page: Page, url: string) {
+async function signIn(page: Page, url: string, who: { username: string; password: string } = tara, traderId?: string) {
   await page.goto(`${url}/signin`);
-  await page.fill('input[name=username]', tara.username);
-  await page.fill('input[name=password]', tara.password);
+  await page.fill('input[name=username]', who.username);
+  await page.fill('input[name=password]', who.password);
   await page.click('button[type=submit]');
   await page.waitForSelector('input[name=delivery_day]');
+  if (traderId) await page.fill('input[name=trader_id]', traderId);
   await page.fill('input[name=delivery_day]', tomorrow);
   await page.click('button:has-text("Show report")');
   await page.waitForSelector('[data-testid="report"] tr[data-hour="08-09"]');
@@ -62,6 +64,7 @@ describe.skipIf(!haveChromium)('trading panels in Chromium', () => {
     sim = await startExchangeSim({ port: 0, rate: 0, seed: 7, partialFillRate: 1, priceEveryMs: 0, orderRejectRate: 0, idPrefix: `ui${Date.now().toString(36)}` });
     server = await startTestServer({ env: { EXCHANGE_WS_URL: sim.url, FEED_BACKOFF_MIN_MS: '20', FEED_BACKOFF_MAX_MS: '200', FEED_BATCH_MS: '2' } });
     await addUser(server.deps.db, { ...tara, role: 'trader' });
+    await addUser(server.deps.db, { ...analyst, role: 'analyst' });
     await until(() => server.gateway?.connected, 'gateway connected', 60_000);
     expect((await server.request(`/v1/accounts/${tara.trader_id}/cash`, { method: 'POST', json: { amount: '50000.00', memo: 'desk funding' } })).status).toBe(200);
     browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
@@ -179,9 +182,35 @@ describe.skipIf(!haveChromium)('trading panels in Chromium', () => {
     await page.waitForSelector(`[data-testid="inbox"] li[data-notification="${noteId}"]:not(.unread)`);
     const inbox = await api<{ notifications: { id: number; read: boolean }[] }>(`/v1/notifications?trader_id=${tara.trader_id}`);
     expect(inbox.notifications.find((n) => n.id === noteId)?.read).toBe(true);
+    // A market sell of 1 MW of what she bought: no price to give, it fills in full, the position shrinks.
+    await page.check('input[name=ticket_side][value=sell]');
+    await page.selectOption('select[name=ticket_type]', 'market');
+    expect(await page.isDisabled('input[name=ticket_price]')).toBe(true);
+    await page.fill('input[name=ticket_quantity]', '1');
+    await page.click('[data-testid="ticket"] button[type=submit]:has-text("Sell 08-09")');
+    await page.waitForSelector(`${position} [data-col="net_mw"]:text-is("${(fill.quantity - 1).toFixed(1)}")`);
+    expect(await page.locator('[data-error]').count()).toBe(0);
+    const sold = await until(async () => { const b = await balance(); return Number(b.total) > Number(final.total) ? b : null; }, 'the proceeds of the sell', 30_000);
+    await page.waitForSelector(`[data-testid="balance"] [data-col="total"]:text-is("${shown(sold.total)}")`);
+    await page.waitForSelector('[data-testid="fills"] tr[data-fill] .tp-sell');
     expect(await overflow(page)).toBeLessThanOrEqual(0);
     await page.screenshot({ path: path.join(outputDir, 'dashboard-trading-done.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+
+  it('does show an analyst the trader\'s orders, fills and positions but no ticket and no cancel or modify', async () => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(30_000);
+    await signIn(page, server.url, analyst, tara.trader_id);
+    await page.waitForSelector('[data-testid="fills"] tr[data-fill]');
+    await page.waitForSelector('[data-testid="positions"] tr[data-product="08-09"]');
+    await page.waitForSelector('[data-testid="open-orders"]');
+    expect(await page.locator('[data-testid="ticket"]').count()).toBe(0);
+    expect(await page.locator('[data-testid="open-orders"] button').count()).toBe(0);
+    await page.click('[data-testid="report"] tr[data-hour="08-09"]'); // nothing to prefill: no error either
+    expect(await page.locator('[data-testid="ticket"]').count()).toBe(0);
     await context.close();
   });
 
