@@ -1,7 +1,7 @@
 // The order ticket's pure rules: EUR/MWh typed by a trader to exact eurocent, the API's error
 // message split by field, and the product of a clicked report row (DST days included).
 import { describe, expect, it } from 'vitest';
-import { centsToPrice, errorsByField, priceToCents, productOfRow } from '../web/src/lib/order-form';
+import { centsToPrice, ClientOrderIds, errorsByField, priceToCents, productOfRow } from '../web/src/lib/order-form';
 
 describe('priceToCents', () => {
   it('does turn EUR/MWh text into exact eurocent, negatives and commas too', () => {
@@ -45,5 +45,24 @@ describe('productOfRow', () => {
     expect(productOfRow('2026-10-25', '02-03 (+01:00)', true, '02:15-02:30B')).toMatchObject({ delivery_period: '02:15-02:30B' });
     expect(productOfRow('2026-10-25', '02-03 (+01:00)', true, '02:15-02:30')).toMatchObject({ delivery_period: '02:15-02:30B' });
     expect(productOfRow('2026-12-03', '23-00', false)).toEqual({ delivery_day: '2026-12-03', delivery_hour: 23, label: '23-00' });
+  });
+});
+
+describe('ClientOrderIds', () => {
+  it('does send the same client_order_id again only for a retry of the same order whose answer was lost', () => {
+    const ids = new ClientOrderIds();
+    const order = { side: 'buy', quantity: 5, limit_price: 5000 };
+    const first = ids.for(order);
+    expect(first).toMatch(/^web-[0-9a-f]{24}$/);
+    ids.settled(0); // the server could not be reached: the order may or may not exist
+    expect(ids.for({ ...order })).toBe(first);
+    ids.settled(503);
+    expect(ids.for(order)).toBe(first);
+    ids.settled(201); // placed: the next order is another one, even with the same content
+    const second = ids.for(order);
+    expect(second).not.toBe(first);
+    ids.settled(422); // refused: nothing was placed, a retry is a new order
+    expect(ids.for(order)).not.toBe(second);
+    expect(ids.for({ ...order, quantity: 6 })).not.toBe(ids.for(order));
   });
 });

@@ -136,6 +136,7 @@ export interface Position {
 }
 
 export interface NewOrder {
+  client_order_id?: string;
   trader_id?: string;
   side: 'buy' | 'sell';
   type: 'limit' | 'market';

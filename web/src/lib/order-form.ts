@@ -65,3 +65,30 @@ export function productOfRow(day: string, hourLabel: string, secondOfRepeated: b
   if (secondOfRepeated) return { delivery_day: day, delivery_hour: hour, delivery_period: `${plain}B`, label: `${plain}B` };
   return { delivery_day: day, delivery_hour: hour, label: plain };
 }
+
+/** A fresh client_order_id ("web-" and 24 hex digits); getRandomValues works on plain http too. */
+export function newClientOrderId(): string {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return `web-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+/**
+ * One client_order_id per order the trader means: a retry of the same content after the answer
+ * was lost (no answer, 5xx) sends the same id, so the server answers with the order it already
+ * has instead of placing it twice; a refusal or other content gets a new id.
+ */
+export class ClientOrderIds {
+  private last: { content: string; id: string } | null = null;
+
+  for(content: unknown): string {
+    const key = JSON.stringify(content);
+    if (this.last?.content !== key) this.last = { content: key, id: newClientOrderId() };
+    return this.last.id;
+  }
+
+  /** After an answer: keep the id only when the outcome is unknown. */
+  settled(status: number): void {
+    if (status !== 0 && status < 500) this.last = null;
+  }
+}
