@@ -118,6 +118,7 @@ describe.skipIf(!haveChromium)('trading panels in Chromium', () => {
     expect(await page.locator('[data-error]').count()).toBe(0);
     const { orders } = await api<{ orders: ApiOrder[] }>(`/v1/orders?trader_id=${tara.trader_id}`);
     expect(orders).toHaveLength(1);
+    expect(orders[0]!.client_order_id).toMatch(/^web-[0-9a-f]{24}$/);
     const id = orders[0]!.id;
     const partial = await until(async () => { const o = await order(id); return o.status === 'partially_filled' ? o : null; }, 'the partial fill', 30_000);
     expect(partial.fills).toHaveLength(1);
@@ -221,6 +222,9 @@ describe.skipIf(!haveChromium)('trading panels in Chromium', () => {
     await signIn(page, server.url);
     await page.click('[data-testid="report"] tr[data-hour="17-18"]');
     expect(await page.inputValue('input[name=ticket_product]')).toBe('17-18');
+    await page.focus('[data-testid="report"] tr[data-hour="18-19"]'); // the keyboard picks a row too
+    await page.keyboard.press('Enter');
+    expect(await page.inputValue('input[name=ticket_product]')).toBe('18-19');
     await until(() => page.evaluate<boolean>(`(() => { const r = document.querySelector('[data-testid="ticket"]').getBoundingClientRect(); return r.top >= -1 && r.top < window.innerHeight; })()`), 'the ticket in view');
     await page.waitForSelector('[data-testid="fills"] tr[data-fill]');
     await page.waitForSelector('[data-testid="positions"] tr[data-product="08-09"]');
