@@ -22,6 +22,7 @@ import { startReferencePoller } from './market-data';
 import { startLiveHub, type LiveHub } from './live/hub';
 import { applyMeterChunkInterval, defaultChunkDays } from './meters/chunks';
 import { startCompressionTask } from './meters/compression';
+import { startHealthGauges } from './http/health-gauges';
 
 export interface RunningServer {
   url: string;
@@ -73,6 +74,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       pnlFreshness: freshness,
       meterTz: config.METER_TZ,
     };
+    closers.unshift(startHealthGauges({ db, metrics: deps.metrics, clock, log, tz: config.MARKET_TZ, importDeadline: config.IMPORT_DEADLINE }));
     if (config.METER_COMPRESS_EVERY_MINUTES) closers.push(startCompressionTask(db, log, config.METER_COMPRESS_AFTER_DAYS, config.METER_COMPRESS_EVERY_MINUTES));
     const app = createApp(deps);
     const httpServer = await new Promise<Server>((resolve) => {
