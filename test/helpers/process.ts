@@ -1,6 +1,8 @@
 // The real server (`node --import tsx server/main.ts`) or gateway as its own process, for tests that kill it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import type { Db } from '../../server/db';
+import { serveDb } from './db-host';
 import { adminAuth } from './server';
 
 export interface ServerProcess {
@@ -26,12 +28,19 @@ export function startGatewayProcess(env: Record<string, string>, timeoutMs = 60_
   return startProcess('scripts/gateway.ts', env, (entry) => (entry.msg === 'gateway running' ? 'gateway' : undefined), timeoutMs);
 }
 
-async function startProcess(script: string, env: Record<string, string>, ready: (entry: Record<string, unknown>) => string | undefined, timeoutMs: number): Promise<ServerProcess> {
+/** The server as its own process on `db`, which this process holds (test/helpers/db-host.ts). */
+export function startServerProcessOn(db: Db, env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
+  return startProcess('test/helpers/db-child.ts', env, (entry) => (entry.msg === 'listening' && typeof entry.url === 'string' ? entry.url.replace('localhost', '127.0.0.1') : undefined), timeoutMs, db);
+}
+
+async function startProcess(script: string, env: Record<string, string>, ready: (entry: Record<string, unknown>) => string | undefined, timeoutMs: number, db?: Db): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', script], {
     cwd: process.cwd(),
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ADMIN_USER: 'admin', ADMIN_PASSWORD: 'admin-password', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: db ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+    serialization: db ? 'advanced' : 'json',
   });
+  if (db) serveDb(db, child);
   const log: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
