@@ -1,8 +1,7 @@
-// Gauges for operators' alerts that no request path moves: the event loop's delay, the age of the
-// oldest exchange sequence gap still open, and whether the nightly file is overdue. The last two
-// are read from the database, so every server process reports the same values whichever process
-// runs the gateway or the importer.
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+// Gauges for operators' alerts that no request path moves: the age of the oldest exchange
+// sequence gap still open, and whether the nightly file is overdue. Both are read from the
+// database, so every server process reports the same values whichever process runs the gateway
+// or the importer. (The event loop's delay is among prom-client's default metrics.)
 import type { Clock } from '../clock';
 import { sql, type Db } from '../db';
 import { expectedTradingDay } from '../importer/deadline';
@@ -23,18 +22,11 @@ export interface HealthGaugeOptions {
 /** Starts the gauges; the returned function stops them. */
 export function startHealthGauges(options: HealthGaugeOptions): () => Promise<void> {
   const { db, metrics, clock, log, tz, importDeadline } = options;
-  const lag = metrics.register(new Counter('powerdesk_event_loop_lag_seconds', 'Event loop delay of this process, 99th percentile over the last interval', 'gauge'));
-  const gapAge = metrics.register(new Counter('powerdesk_exchange_gap_open_seconds', 'Age of the oldest exchange sequence gap neither filled nor given up, per member (0: none open)', 'gauge'));
-  const overdue = metrics.register(new Counter('powerdesk_import_file_overdue', 'Whether the nightly file of the trading day due by IMPORT_DEADLINE has not been imported (1) or has (0)', 'gauge'));
-  const delay = monitorEventLoopDelay({ resolution: 10 });
-  delay.enable();
-  lag.set({}, 0);
-  overdue.set({}, 0);
+  const gapAge = metrics.register(new Counter('powerdesk_exchange_gap_open_seconds', 'Age of the oldest exchange sequence gap neither filled nor given up, per member (0: none open)', 'gauge', ['member']));
+  const overdue = metrics.register(new Counter('powerdesk_import_file_overdue', 'Whether the nightly file of the trading day due by IMPORT_DEADLINE has not been imported (1) or has (0)', 'gauge', []));
   let running: Promise<void> = Promise.resolve();
 
   const sample = async () => {
-    lag.set({}, delay.percentile(99) / 1e9);
-    delay.reset();
     const now = clock.now();
     const gaps = await db.query<{ member: string; open_seconds: number }>(sql`
       SELECT s.member, coalesce(extract(epoch FROM ${now}::timestamptz - min(g.detected_at)), 0)::float8 AS open_seconds
@@ -54,7 +46,6 @@ export function startHealthGauges(options: HealthGaugeOptions): () => Promise<vo
   timer.unref();
   return async () => {
     clearInterval(timer);
-    delay.disable();
     await running;
   };
 }
