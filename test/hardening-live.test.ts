@@ -121,20 +121,38 @@ describe('reports: one computation for many readers, exact per commit', () => {
       expect(hub.stats.leading).toBe(leading + 1); // no deliberate delay
       expect(hub.stats.lastWaitMs).toBe(0);
     }
-    // A burst: changes arrive while a round is pending; the round after them is spaced.
-    const all = new Promise<void>((resolve) => {
-      const onPnl = (u: PnlUpdate) => { if (u.total.trades === 3 + 20) { c.off('pnl', onPnl); resolve(); } };
-      c.on('pnl', onPnl);
-    });
-    const leadingBefore = hub.stats.leading;
-    const roundsBefore = hub.stats.rounds;
-    await Promise.all(Array.from({ length: 20 }, (_, i) => post(a, { id: `hl-burst-${i}`, trader_id: 'hl_rita', delivery_day: day, delivery_hour: 13, price: 3000, quantity: 1 }, rita)));
-    await all;
-    const rounds = hub.stats.rounds - roundsBefore;
-    expect(rounds).toBeGreaterThanOrEqual(1);
-    expect(rounds).toBeLessThan(20); // coalesced
-    // After the first round of a burst, the next is spaced (a deliberate wait).
-    if (rounds > 1) expect(hub.stats.leading - leadingBefore).toBeLessThan(rounds);
+    // A burst: changes that arrive while a round runs are coalesced into the next round, which is
+    // not a leading edge (spaced by at least pnlIntervalMs from the start of the one before).
+    // The first round's report is held until the burst is committed.
+    const reports = a.deps.reports!;
+    const get = reports.get.bind(reports);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    let held = false;
+    reports.get = async (trader, d) => {
+      if (trader === 'hl_rita' && d === day && !held) { held = true; await gate; }
+      return get(trader, d);
+    };
+    try {
+      const totals: number[] = [];
+      const last = new Promise<void>((resolve) => {
+        const onPnl = (u: PnlUpdate) => { totals.push(u.total.trades); if (u.total.trades === 3 + 20) { c.off('pnl', onPnl); resolve(); } };
+        c.on('pnl', onPnl);
+      });
+      const roundsBefore = hub.stats.rounds;
+      const leadingBefore = hub.stats.leading;
+      await post(a, { id: 'hl-burst-0', trader_id: 'hl_rita', delivery_day: day, delivery_hour: 13, price: 3000, quantity: 1 }, rita);
+      await until(() => held, 'the first round of the burst to ask for its report');
+      for (let i = 1; i < 20; i++) await post(a, { id: `hl-burst-${i}`, trader_id: 'hl_rita', delivery_day: day, delivery_hour: 13, price: 3000, quantity: 1 }, rita);
+      release();
+      await last;
+      expect(hub.stats.rounds - roundsBefore).toBe(2); // 20 commits, two rounds
+      expect(hub.stats.leading - leadingBefore).toBe(1); // only the first at once
+      expect(totals.at(-1)).toBe(23);
+    } finally {
+      reports.get = get;
+      release();
+    }
   }, 60_000);
 });
 

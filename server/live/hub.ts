@@ -75,7 +75,7 @@ export class LiveHub {
   /** Whether a change arrived while a PnL round was pending or running: a burst, coalesce. */
   private busy = false;
   private flushRunning = false;
-  /** PnL rounds scheduled, those that went out on the next tick (leading edge), and the last deliberate delay. */
+  /** PnL rounds scheduled, those scheduled after a quiet spell (leading edge: on the next tick), and the last deliberate delay. */
   readonly stats = { rounds: 0, leading: 0, lastWaitMs: 0 };
 
   constructor(httpServer: HttpServer, private deps: AppDeps, private freshness?: PnlFreshness, options: LiveHubOptions = {}) {
@@ -251,16 +251,18 @@ export class LiveHub {
       // of the database and never crowd out the ingestion they report on (one database
       // connection when embedded). Deals above are not delayed.
       const spacing = this.busy ? Math.max(pnlIntervalMs, 2 * this.lastFlushMs) : 0;
-      this.busy = false;
       const wait = Math.max(0, this.lastFlushAt + spacing - performance.now());
       this.stats.rounds++;
-      if (wait === 0) this.stats.leading++;
+      if (!this.busy) this.stats.leading++;
       this.stats.lastWaitMs = wait;
+      this.busy = false;
       const run = () => {
-        this.flushScheduled = false;
         if (this.closed) return;
+        // Scheduled until it starts: changes meanwhile join this round, not another behind it.
         this.flushing = this.flushing
           .then(async () => {
+            this.flushScheduled = false;
+            this.busy = false; // what arrives from now on is judged against this round
             this.flushRunning = true;
             this.lastFlushAt = performance.now();
             try {

@@ -4,9 +4,11 @@
 // process without waiting for the NOTIFY), and a new reference price (reference_prices_stored,
 // which changes every trader's rows of that day). Concurrent readers share the computation in
 // flight (single flight); one that arrives after an invalidation never joins a computation
-// started before it, so what it gets includes every commit it could have seen. Computations run
-// one at a time, so report readers never hold more than one query in the database's queue ahead
-// of ingestion (the embedded database has one connection).
+// whose query was sent before it, so what it gets includes every commit it could have seen. A
+// computation still waiting for its turn stays shared across invalidations (its query will see
+// those commits): however fast the commits, a trader-day costs at most one computation running
+// and one waiting. Computations run one at a time, so report readers never hold more than one
+// query in the database's queue ahead of ingestion (the embedded database has one connection).
 import type { Queryable } from '../db';
 import type { Db } from '../db';
 import { channels, type PnlReport } from '../live/events';
@@ -18,6 +20,8 @@ import { pnlReport } from './pnl';
 
 interface Entry {
   promise: Promise<PnlReport>;
+  /** Set when its query is sent: from then on a commit makes it stale. */
+  started: boolean;
   /** Set once the computation succeeded: a hit. */
   done: boolean;
 }
@@ -65,8 +69,8 @@ export class ReportCache {
       this.entries.set(k, cached);
       return cached.promise;
     }
-    const entry: Entry = { done: false, promise: undefined as unknown as Promise<PnlReport> };
-    entry.promise = this.compute(traderId, day).then(
+    const entry: Entry = { started: false, done: false, promise: undefined as unknown as Promise<PnlReport> };
+    entry.promise = this.compute(entry, traderId, day).then(
       (report) => { entry.done = true; return report; },
       (error: unknown) => { if (this.entries.get(k) === entry) this.entries.delete(k); throw error; },
     );
@@ -78,13 +82,17 @@ export class ReportCache {
 
   /** Forgets one trader-day: the next reader computes it again. */
   invalidate(traderId: string, day: string): void {
-    if (this.entries.delete(key(traderId, day))) this.stats.invalidated++;
+    const k = key(traderId, day);
+    const entry = this.entries.get(k);
+    if (!entry || !entry.started) return; // not yet sent: it will see the commit
+    this.entries.delete(k);
+    this.stats.invalidated++;
   }
 
   /** Forgets every trader's report of the given days (a new reference price). */
   invalidateDays(days: ReadonlySet<string>): void {
-    for (const k of [...this.entries.keys()]) {
-      if (days.has(k.slice(k.indexOf('\0') + 1))) { this.entries.delete(k); this.stats.invalidated++; }
+    for (const [k, entry] of [...this.entries]) {
+      if (entry.started && days.has(k.slice(k.indexOf('\0') + 1))) { this.entries.delete(k); this.stats.invalidated++; }
     }
   }
 
@@ -93,10 +101,17 @@ export class ReportCache {
     for (const row of rows) this.invalidate(row.trader_id, row.delivery_day ?? localDay(row.delivery_start, this.tz));
   }
 
-  private async compute(traderId: string, day: string): Promise<PnlReport> {
-    await this.options.freshness?.settled();
+  private async compute(entry: Entry, traderId: string, day: string): Promise<PnlReport> {
     await this.acquire();
     try {
+      // Every refresh of materialised hours queued until the query is sent (a late deal heard
+      // while this waited) is done first.
+      const freshness = this.options.freshness;
+      if (freshness) {
+        let tail: Promise<void>;
+        do { tail = freshness.settled(); await tail; } while (tail !== freshness.settled());
+      }
+      entry.started = true;
       this.stats.computed++;
       return await pnlReport(this.db, traderId, day, this.tz);
     } finally {
