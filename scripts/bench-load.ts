@@ -13,7 +13,7 @@ import { migrate } from '../server/db/migrate';
 import type { ClientToServerEvents, ServerToClientEvents } from '../server/live/events';
 import { start } from '../server/main';
 import { hoursOfDay, localDay } from '../server/time/market-time';
-import { benchDatabase, percentile } from './bench-support';
+import { benchDatabase, percentile, sendAtRate } from './bench-support';
 import { parseOptions } from './cli';
 import { startExchangeSim } from './exchange-sim';
 
@@ -98,19 +98,7 @@ async function main() {
         }
       };
       const running = Array.from({ length: readers }, (_, i) => reader(i));
-      const started = performance.now();
-      let sent = 0;
-      await new Promise<void>((resolve) => {
-        const timer = setInterval(() => {
-          const due = Math.min(deals.length, Math.floor(((performance.now() - started) / 1000) * rate));
-          for (; sent < due; sent++) {
-            const deal = deals[sent]!;
-            sentAt.set(deal.id, performance.now());
-            sim.send({ deal_confirmation: deal });
-          }
-          if (sent >= deals.length) { clearInterval(timer); resolve(); }
-        }, 2);
-      });
+      await sendAtRate(sim, deals, rate, sentAt);
       const deadline = Date.now() + 120_000;
       while (latencies.length < deals.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       stop = true;
