@@ -91,7 +91,8 @@ async function main() {
         const url = `${server.url}/v1/reports/pnl?trader_id=${traders[i % traders.length]}&delivery_day=${today}`;
         while (!stop) {
           const t0 = performance.now();
-          const res = await fetch(url, { headers: { authorization: auth } });
+          // A kept-alive connection the server closed while it was busy: once more.
+          const res = await fetch(url, { headers: { authorization: auth } }).catch(() => fetch(url, { headers: { authorization: auth } }));
           if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
           await res.arrayBuffer();
           reportMs.push(performance.now() - t0);
