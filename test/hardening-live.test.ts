@@ -92,6 +92,41 @@ describe('reports: one computation for many readers, exact per commit', () => {
     expect(a.deps.reports!.stats.computed).toBe(computed);
   });
 
+  it('keeps a computation that waits for its turn shared across a commit, and it includes the commit', async () => {
+    const day = '2031-05-09';
+    await post(a, { id: 'hl-w1', trader_id: 'hl_wait', delivery_day: day, delivery_hour: 4 });
+    const db = a.deps.db;
+    const query = db.query.bind(db);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    let holding = false;
+    // Another trader's report holds the one computation slot until released.
+    db.query = (async (q: Parameters<typeof db.query>[0]) => {
+      if (!holding && JSON.stringify(q).includes('hl_hold')) { holding = true; await gate; }
+      return query(q);
+    }) as typeof db.query;
+    const cache = a.deps.reports!;
+    try {
+      const before = { ...cache.stats };
+      const held = report(a, 'hl_hold', day);
+      await until(() => holding, 'the held computation to send its query');
+      const first = report(a, 'hl_wait', day); // waits for its turn
+      await until(() => cache.stats.misses - before.misses === 2, 'the waiting reader to be queued');
+      await post(a, { id: 'hl-w2', trader_id: 'hl_wait', delivery_day: day, delivery_hour: 4 }); // a commit while it waits
+      const others = Array.from({ length: 9 }, () => report(a, 'hl_wait', day));
+      await until(() => cache.stats.joined - before.joined === 9, 'nine more readers to join it');
+      expect(cache.stats.misses - before.misses).toBe(2);
+      release();
+      const reports = await Promise.all([first, ...others]);
+      await held;
+      for (const r of reports) expect(r.total.trades).toBe(2);
+      expect(cache.stats.computed - before.computed).toBe(2); // the held one and one for all ten readers
+    } finally {
+      db.query = query;
+      release();
+    }
+  });
+
   it('drops cached reports of a day when a new reference price for it is stored', async () => {
     const day = '2031-05-07';
     await post(a, { id: 'hl-r1', trader_id: 'hl_ref', delivery_day: day, delivery_hour: 0, price: 5000, quantity: 1, direction: 'buy' });

@@ -35,7 +35,7 @@ export class ReportCache {
   private running = false;
   private waiting: (() => void)[] = [];
   /** For tests and the benchmark. */
-  readonly stats = { hits: 0, joined: 0, computed: 0, invalidated: 0 };
+  readonly stats = { hits: 0, joined: 0, misses: 0, computed: 0, invalidated: 0 };
 
   constructor(
     private db: Db | Queryable,
@@ -69,6 +69,7 @@ export class ReportCache {
       this.entries.set(k, cached);
       return cached.promise;
     }
+    this.stats.misses++;
     const entry: Entry = { started: false, done: false, promise: undefined as unknown as Promise<PnlReport> };
     entry.promise = this.compute(entry, traderId, day).then(
       (report) => { entry.done = true; return report; },
