@@ -69,7 +69,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     closers.unshift(() => reports.close());
     const deps: AppDeps = {
       db, tz: config.MARKET_TZ, clock, log,
-      metrics: new MetricsRegistry(),
+      metrics: new MetricsRegistry({ token: config.METRICS_TOKEN }),
       auth: new Authenticator(db, clock),
       openapi: new OpenApiRegistry(),
       cookieSecure: config.COOKIE_SECURE,
