@@ -33,7 +33,7 @@ const ms = (sorted: number[], p: number) => +percentile(sorted, p).toFixed(1);
 async function main() {
   const { values } = parseOptions('bench-load', { options: {
     rate: { type: 'string', default: '500' }, seconds: { type: 'string', default: '10' },
-    readers: { type: 'string', default: '0,50' }, 'today-rows': { type: 'string', default: '20000' },
+    readers: { type: 'string', default: '0,50' }, 'today-rows': { type: 'string', default: '20000' }, warmup: { type: 'string', default: '3' },
   } });
   const rate = Number(values.rate);
   const seconds = Number(values.seconds);
@@ -74,8 +74,12 @@ async function main() {
       if (at !== undefined) { latencies.push(performance.now() - at); sentAt.delete(t.id); }
     });
 
-    for (const readers of readerCounts) {
-      const deals = Array.from({ length: rate * seconds }, () => sim.makeDeal());
+    // Warm-up at the same rate, not measured: connections, first reports, JIT.
+    const phases = [{ readers: 0, warmup: true }, ...readerCounts.map((readers) => ({ readers, warmup: false }))];
+    for (const { readers, warmup } of phases) {
+      if (warmup && !Number(values.warmup)) continue;
+      const phaseSeconds = warmup ? Number(values.warmup) : seconds;
+      const deals = Array.from({ length: rate * phaseSeconds }, () => sim.makeDeal());
       for (const room of new Set(deals.map((d) => `${d.trader_id}|${d.delivery_day}`))) {
         if (subscribed.has(room)) continue;
         const [trader_id, delivery_day] = room.split('|') as [string, string];
@@ -107,6 +111,7 @@ async function main() {
       if (latencies.length < deals.length) throw new Error(`only ${latencies.length} of ${deals.length} deals reached the client`);
       latencies.sort((a, b) => a - b);
       reportMs.sort((a, b) => a - b);
+      if (warmup) { process.stdout.write(`warm-up: ${deals.length} deals in ${phaseSeconds} s\n`); continue; }
       const row = {
         readers, deal_p50_ms: ms(latencies, 50), deal_p99_ms: ms(latencies, 99),
         ...(readers ? { report_p50_ms: ms(reportMs, 50), report_p99_ms: ms(reportMs, 99), reports: reportMs.length, computed: server.deps.reports!.stats.computed - computedBefore } : {}),
