@@ -32,7 +32,7 @@ function dataDir(): string {
 
 const linux = processIdentity(process.pid) !== undefined;
 
-describe('embedded data-dir lock', { timeout: 120_000 }, () => {  // opening PGlite takes long on a busy machine
+describe('embedded data-dir lock', () => {
   it.runIf(linux)('opens the database when the stale lock\'s PID now belongs to another live process', async () => {
     const dir = dataDir();
     const pid = await otherProcess();
