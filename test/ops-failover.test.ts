@@ -93,12 +93,15 @@ function writers(url: string, count: number, prefix: string) {
   const writes: Writes = { acked: new Set(), refused: new Map(), posted: 0 };
   let stopped = false;
   let n = 0;
+  // The body of each id, so that a retry is the identical trade (a refused write may have been stored).
+  const bodies = new Map<string, string>();
   const post = async (id: string, hour: number) => {
+    if (!bodies.has(id)) bodies.set(id, JSON.stringify(trade({ id, trader_id: trader, delivery_day: day, delivery_hour: hour, price: 1000 + (hour * 37) % 500, quantity: 1.5, direction: hour % 3 ? 'buy' : 'sell', execution_time: new Date().toISOString() })));
     try {
       const res = await fetch(`${url}/v1/trades`, {
         method: 'POST', signal: AbortSignal.timeout(30_000),
         headers: { authorization: adminAuth, 'content-type': 'application/json' },
-        body: JSON.stringify(trade({ id, trader_id: trader, delivery_day: day, delivery_hour: hour, price: 1000 + (hour * 37) % 500, quantity: 1.5, direction: hour % 3 ? 'buy' : 'sell', execution_time: new Date().toISOString() })),
+        body: bodies.get(id)!,
       });
       const text = await res.text();
       if (res.status === 200) { writes.acked.add(id); writes.refused.delete(id); return; }
