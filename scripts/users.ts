@@ -71,7 +71,7 @@ try {
       for (const r of [['username', 'role', 'trader_id', 'status'], ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
     } else {
       if (!(await disableUser(db, name!))) fail(`no active user ${name}`);
-      process.stdout.write(`disabled ${name}; their sessions are ended (running servers forget cached Basic credentials within 30 s)\n`);
+      process.stdout.write(`disabled ${name}; their sessions and live streams are ended, and running servers refuse their credentials from now on\n`);
     }
   } finally {
     await db.close();

@@ -80,6 +80,11 @@ export class Authenticator {
     this.verified.set(cacheKey, { user: plain, until: now + this.cacheMs });
     return { ok: true, user: plain };
   }
+
+  /** Forgets the user's verified Basic credentials (disabled: refused from the next request on). */
+  forgetUser(userId: number): void {
+    for (const [k, v] of this.verified) if (v.user.id === userId) this.verified.delete(k);
+  }
 }
 
 // Same cost for unknown users as for known ones, so timing does not reveal who exists.

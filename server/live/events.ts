@@ -136,6 +136,10 @@ export interface ServerToClientEvents {
   balance: (balance: ApiBalance) => void;
   /** Something the trader is told (also kept for the inbox, GET /v1/notifications). */
   notification: (notification: ApiNotification) => void;
+  /** A request refused without its own ack reaching the point (e.g. the subscribe rate limit), naming the limit. */
+  error: (error: { event: string; message: string }) => void;
+  /** Sent just before the server disconnects the socket: its session was signed out, or its user disabled. */
+  session_ended: (info: { reason: 'signed out' | 'disabled' }) => void;
 }
 
 export interface ClientToServerEvents {
@@ -154,4 +158,16 @@ export const channels = {
   feedStatus: 'feed_status',
   /** Sent by server/orders/events.ts (payload: a JSON array of TradingEvent). */
   tradingEvents: 'trading_events',
+  /** Sent by server/market-data when new reference prices are stored (payload: JSON array of their delivery days). */
+  referencePricesStored: 'reference_prices_stored',
+  /** Sent by server/auth/users.ts when a session ends or a user is disabled (payload: SessionsEndedEvent). */
+  sessionsEnded: 'sessions_ended',
 } as const;
+
+/** A user's sessions that no longer authenticate: one (sign-out, by its token hash) or all (disabled). */
+export interface SessionsEndedEvent {
+  user_id: number;
+  /** The signed-out session's token hash; absent: every session and credential of the user. */
+  session?: string;
+  reason: 'signed out' | 'disabled';
+}
