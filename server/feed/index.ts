@@ -36,7 +36,11 @@ export async function startFeedGateway(config: Config, deps: Pick<AppDeps, 'db' 
   await gateway.start();
   deps.readiness.push({
     name: 'feed',
-    check: async () => (gateway.connected ? undefined : `not connected to the exchange (${redactUrl(url)}) since ${gateway.since?.toISOString() ?? 'start'}`),
+    check: async () => {
+      const failing = gateway.storeFailure;
+      if (failing) return `cannot store exchange messages since ${failing.since.toISOString()} (${failing.attempts} attempts, retrying): ${failing.error}`;
+      return gateway.connected ? undefined : `not connected to the exchange (${redactUrl(url)}) since ${gateway.since?.toISOString() ?? 'start'}`;
+    },
   });
   return gateway;
 }
