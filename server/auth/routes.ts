@@ -9,9 +9,11 @@ import { parseBody, readJson } from '../http/validate';
 import { sessionCookie } from './authenticator';
 import { createSession, deleteSession, sessionTtlMs } from './users';
 
+const requiredString = z.string({ error: (i) => (i.input === undefined ? 'is required' : `must be a string (got ${typeof i.input === 'object' ? JSON.stringify(i.input) : typeof i.input})`) }).min(1, { error: 'is required' });
+
 export const SignIn = z.strictObject({
-  username: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
-  password: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
+  username: requiredString,
+  password: requiredString,
 });
 
 export const Me = z
@@ -29,7 +31,7 @@ export function signInRoutes(deps: AppDeps): Hono<AppEnv> {
   deps.openapi.add({
     method: 'post', path: '/v1/session', tag: 'auth', summary: 'Sign in (browser): sets the session cookie', public: true,
     body: { schema: SignIn },
-    responses: { 200: { description: 'Signed in', schema: Me }, 400: { description: 'Missing field', schema: ErrorResponse }, 401: { description: 'Wrong username or password', schema: ErrorResponse }, 429: { description: 'Too many failed attempts', schema: ErrorResponse } },
+    responses: { 200: { description: 'Signed in', schema: Me }, 400: { description: 'Missing or malformed field', schema: ErrorResponse }, 401: { description: 'Wrong username or password', schema: ErrorResponse }, 429: { description: 'Too many failed attempts', schema: ErrorResponse } },
   });
   app.post('/', async (c) => {
     const body = parseBody(await readJson(c), SignIn);
