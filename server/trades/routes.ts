@@ -110,7 +110,8 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
     responses: {
       200: { description: 'Stored, or already stored with identical content', schema: z.object({ status: z.enum(['stored', 'duplicate']), trade: Trade }) },
       400: { description: 'Invalid trade: the message names the field and the reason', schema: ErrorResponse },
-      409: { description: 'A trade with this id exists with different content', schema: ErrorResponse },
+      403: { description: 'A role that may not add trades, or another trader\'s trade', schema: ErrorResponse },
+      409: { description: 'A trade with this id exists with different content: the fields that differ, for a caller who may see that trade; otherwise only that the id is taken', schema: ErrorResponse },
     },
   });
   app.post('/', async (c) => {
@@ -136,8 +137,8 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
     body: { schema: z.array(Trade), contentTypes: ['application/json', 'application/x-ndjson'] },
     responses: {
       200: { description: 'Per-item results', schema: BatchResult }, 400: { description: 'Not a JSON array / NDJSON', schema: ErrorResponse },
-      403: { description: 'source=file by a role other than service or admin', schema: ErrorResponse }, 409: { description: 'import_id is not a running import', schema: ErrorResponse },
-      413: { description: `More than ${maxBatch} trades`, schema: ErrorResponse },
+      403: { description: 'A role that may not add trades (analyst), or source=file by a role other than service or admin', schema: ErrorResponse }, 409: { description: 'import_id is not a running import', schema: ErrorResponse },
+      413: { description: `More than ${maxBatch} trades (NDJSON: refused at the line of trade ${maxBatch + 1}, before the rest is read)`, schema: ErrorResponse },
     },
   });
   app.post('/batch', async (c) => {

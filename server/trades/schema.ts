@@ -92,7 +92,7 @@ export const Trade = z
         example: '08:15-08:30',
       }),
     trader_id: identifier('trader id').meta({ example: 'trader_1' }),
-    execution_time: utcDateTime.meta({ description: 'When the exchange executed the deal (UTC).' }),
+    execution_time: utcDateTime.meta({ description: 'When the exchange executed the deal (UTC), at most to the millisecond; years 0001 to 9999 in UTC.' }),
   })
   .meta({ id: 'Trade' });
 
