@@ -1,6 +1,7 @@
 // Exchange simulator: pushes deal confirmations like the exchange does, for several traders and
 // the products still open for trading (gate closure), with optional duplicates, malformed frames, bursts, recalls, gaps and dropped
-// connections. It speaks the session protocol version 2 (every message numbered with `seq`, kept
+// connections; and trades the orders a client sends (order_new, order_cancel, order_replace:
+// scripts/sim/order-book.ts), answering with execution reports and deal confirmations of the fills. It speaks the session protocol version 2 (every message numbered with `seq`, kept
 // in a journal, replayed on `{"resume": {"after_seq": N}}`) over a websocket or RabbitMQ;
 // `protocol: 1` sends bare frames as a version 1 exchange. `npm run exchange-sim -- --port 9001
 // --rate 20`; tests and benches start it in-process with startExchangeSim().
@@ -12,8 +13,11 @@ import { fileURLToPath } from 'node:url';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { WebSocketServer, WebSocket } from 'ws';
 import { amqpTopology, declareTopology, routingKeys } from '../server/exchange/amqp-transport';
+import { orderKinds, type OrderKind } from '../server/exchange/order-frames';
 import { dayBounds, defaultGateClosureMinutes, gateClosure, hoursOfDay, localDay, pad } from '../server/time/market-time';
 import { parseOptions } from './cli';
+import { basePriceEur, OrderBook } from './sim/order-book';
+import { seededRandom } from './sim/random';
 
 export interface SimDeal {
   id: string;
@@ -65,6 +69,18 @@ export interface ExchangeSimOptions {
   amqpPrefix?: string;
   /** Deal ids start with this (default: a per-run prefix, so reruns do not collide). */
   idPrefix?: string;
+  /** Makes the run deterministic: the generated traffic, the price paths and the order outcomes (unless `random` is given). */
+  seed?: number;
+  /** Share of valid new orders the exchange rejects (0..1). */
+  orderRejectRate?: number;
+  /** Share of crossing fills for which the market has only part of the quantity (0..1, default 0.3). */
+  partialFillRate?: number;
+  /** The reference prices move every this many ms (default 1000); 0: only when the book's tick() is called. */
+  priceEveryMs?: number;
+  /** Bid-ask spread of the market around the reference price, EUR/MWh (default 0.5). */
+  spreadEur?: number;
+  /** How far the reference prices swing either side of the day's shape, EUR/MWh (default 5). */
+  volatilityEur?: number;
   random?: () => number;
   now?: () => Date;
 }
@@ -78,8 +94,10 @@ export interface ExchangeSim extends EventEmitter {
   /** ws://… or, over AMQP, the broker URL. */
   url: string;
   port: number;
-  /** Every deal sent so far, in order (duplicates once; a deal held back by a gap too). */
+  /** Every deal sent so far, in order (duplicates once; a deal held back by a gap too; fills of orders too). */
   readonly deals: SimDeal[];
+  /** The orders clients sent, and the market they trade against. */
+  readonly book: OrderBook;
   /** Version 2: every message sent, in seq order (kept in memory, and in journalFile when set). */
   readonly journal: JournalEntry[];
   /** Deals recalled so far: id -> reason. */
@@ -122,7 +140,7 @@ const malformedFrames: Malformed[] = [
 ];
 
 export async function startExchangeSim(options: ExchangeSimOptions = {}): Promise<ExchangeSim> {
-  const random = options.random ?? Math.random;
+  const random = options.random ?? (options.seed === undefined ? Math.random : seededRandom(options.seed));
   const now = options.now ?? (() => new Date());
   const tz = options.tz ?? 'Europe/Berlin';
   const traders = options.traders ?? ['trader_1', 'trader_2', 'trader_3', 'trader_4', 'trader_5'];
@@ -172,6 +190,23 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
     journalOut = fs.createWriteStream(options.journalFile, { flags: 'a' });
   }
 
+  // The orders clients send, traded against a market around moving reference prices; with a
+  // journal file, the book is kept beside it so that a restarted simulator knows every order.
+  const book = new OrderBook({
+    tz, gateClosureMinutes: gateMinutes, now, seed: options.seed, idPrefix: prefix,
+    random: options.seed === undefined ? Math.random : seededRandom(options.seed ^ 0x5bd1e995),
+    rejectRate: options.orderRejectRate ?? 0, partialFillRate: options.partialFillRate ?? 0.3,
+    spreadCents: Math.round((options.spreadEur ?? 0.5) * 100), volatilityCents: Math.round((options.volatilityEur ?? 5) * 100),
+    send: (frame) => message(frame),
+    onFill: (deal) => { sim.deals.push(deal); emitter.emit('deal', deal); },
+    file: v2 && options.journalFile ? `${options.journalFile}.orders` : undefined,
+  });
+  const bookTimers: NodeJS.Timeout[] = [];
+  const priceEvery = options.priceEveryMs ?? 1000;
+  if (priceEvery > 0) bookTimers.push(setInterval(() => book.tick(), priceEvery));
+  bookTimers.push(setInterval(() => book.sweep(), Math.min(250, priceEvery || 250)));
+  for (const t of bookTimers) t.unref?.();
+
   // The link: a websocket server, or RabbitMQ queues.
   let wss: WebSocketServer | undefined;
   let port = 0;
@@ -189,9 +224,23 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
   };
   const fromClient = (text: string, replayTo: (t: string) => void) => {
     let msg: { resume?: { after_seq?: unknown } };
-    try { msg = JSON.parse(text) as typeof msg; } catch { return; }
+    try { msg = JSON.parse(text) as typeof msg; } catch (error) { book.unreadable(`message: not valid JSON (${(error as Error).message})`); return; }
     sim.fromClients.push(msg);
     emitter.emit('client-message', msg);
+    const keys = typeof msg === 'object' && msg !== null && !Array.isArray(msg) ? Object.keys(msg) : [];
+    if (keys.length === 1 && (orderKinds as readonly string[]).includes(keys[0]!)) {
+      try {
+        book.handle(keys[0] as OrderKind, (msg as Record<string, unknown>)[keys[0]!]);
+      } catch (error) { // a fault of the simulator itself: say so to the client and go on with the next frame
+        book.unreadable(`exchange: internal error handling ${keys[0]}: ${(error as Error).message}`);
+        emitter.emit('order-error', error);
+      }
+      return;
+    }
+    if (!(keys.length === 1 && keys[0] === 'resume')) {
+      book.unreadable(`message: expected one of the keys ${orderKinds.map((k) => JSON.stringify(k)).join(', ')} or "resume"; got keys ${keys.slice(0, 5).map((k) => JSON.stringify(k)).join(', ') || 'none'}`);
+      return;
+    }
     const after = msg.resume?.after_seq;
     if (v2 && typeof after === 'number' && after >= 0) {
       sim.resumes += 1;
@@ -249,6 +298,7 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
     url,
     port,
     deals: [] as SimDeal[],
+    book,
     journal,
     recalls: new Map<string, string>(),
     fromClients: [] as unknown[],
@@ -275,8 +325,7 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
       }
       // A daily shape: cheap night, solar dip at noon, evening peak; rarely negative.
       const h = slot.hour;
-      const base = 70 + 55 * Math.exp(-((h - 19) ** 2) / 6) + 35 * Math.exp(-((h - 8) ** 2) / 4) - 30 * Math.exp(-((h - 13) ** 2) / 5);
-      let price = base * (0.8 + 0.4 * random());
+      let price = basePriceEur(h) * (0.8 + 0.4 * random());
       if (random() < 0.02) price = -(1 + random() * 40);
       else price = Math.min(250, Math.max(30, price));
       dealNo += 1;
@@ -318,6 +367,7 @@ export async function startExchangeSim(options: ExchangeSimOptions = {}): Promis
     },
     async close() {
       sim.stop();
+      for (const t of bookTimers) clearInterval(t);
       for (const client of wss?.clients ?? []) client.terminate();
       if (wss) await new Promise<void>((resolve) => wss!.close(() => resolve()));
       if (amqpConnection) await amqpConnection.close().catch(() => {});
@@ -373,6 +423,9 @@ async function main() {
       protocol: { type: 'string', default: '2' }, journal: { type: 'string' },
       transport: { type: 'string', default: 'ws' }, 'amqp-url': { type: 'string', default: process.env.EXCHANGE_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672' },
       'amqp-prefix': { type: 'string', default: process.env.EXCHANGE_AMQP_PREFIX ?? 'powerdesk.exchange' },
+      seed: { type: 'string' }, 'id-prefix': { type: 'string' }, 'order-reject-rate': { type: 'string', default: '0' },
+      'partial-fill-rate': { type: 'string', default: '0.3' }, 'price-every': { type: 'string', default: '1000' },
+      spread: { type: 'string', default: '0.5' }, volatility: { type: 'string', default: '5' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -380,7 +433,8 @@ async function main() {
     process.stdout.write('npm run exchange-sim -- [--port 9001] [--rate 5] [--traders 5] [--duplicates 0.01] [--malformed 0.01] [--quarter-hours 0.2]\n' +
       '  [--burst-every ms --burst-size n] [--drop-every ms] [--synonym 0.1] [--tz Europe/Berlin] [--gate-closure-minutes 5]\n' +
       '  [--recall-rate 0.01] [--gap-every n] [--journal FILE] [--protocol 2|1] [--replay n (protocol 1)]\n' +
-      '  [--transport ws|amqp] [--amqp-url amqp://guest:guest@127.0.0.1:5672] [--amqp-prefix powerdesk.exchange]\n');
+      '  [--transport ws|amqp] [--amqp-url amqp://guest:guest@127.0.0.1:5672] [--amqp-prefix powerdesk.exchange]\n' +
+      '  [--seed n] [--id-prefix text] [--order-reject-rate 0.05] [--partial-fill-rate 0.3] [--price-every ms] [--spread 0.5] [--volatility 5]\n');
     return;
   }
   const num = (name: keyof typeof values) => {
@@ -388,6 +442,12 @@ async function main() {
     if (!Number.isFinite(n) || n < 0) { process.stderr.write(`exchange-sim: --${String(name)} must be a non-negative number (got ${String(values[name])})\n`); process.exit(2); }
     return n;
   };
+  const share = (name: 'order-reject-rate' | 'partial-fill-rate') => {
+    const n = num(name);
+    if (n > 1) { process.stderr.write(`exchange-sim: --${name} must be a share between 0 and 1 (got ${values[name]})\n`); process.exit(2); }
+    return n;
+  };
+  if (values.seed !== undefined && !/^\d{1,10}$/.test(values.seed)) { process.stderr.write(`exchange-sim: --seed must be a non-negative integer (got ${values.seed})\n`); process.exit(2); }
   if (values.protocol !== '1' && values.protocol !== '2') { process.stderr.write(`exchange-sim: --protocol must be 1 or 2 (got ${values.protocol})\n`); process.exit(2); }
   if (values.transport !== 'ws' && values.transport !== 'amqp') { process.stderr.write(`exchange-sim: --transport must be ws or amqp (got ${values.transport})\n`); process.exit(2); }
   const sim = await startExchangeSim({
@@ -397,9 +457,12 @@ async function main() {
     burstEvery: num('burst-every'), burstSize: num('burst-size'), dropEvery: num('drop-every'), replay: num('replay'), synonym: num('synonym'),
     recallRate: num('recall-rate'), gapEvery: num('gap-every'), protocol: values.protocol === '1' ? 1 : 2, journalFile: values.journal,
     transport: values.transport, amqpUrl: values['amqp-url'], amqpPrefix: values['amqp-prefix'], gateClosureMinutes: num('gate-closure-minutes'),
+    seed: values.seed === undefined ? undefined : Number(values.seed), idPrefix: values['id-prefix'],
+    orderRejectRate: share('order-reject-rate'), partialFillRate: share('partial-fill-rate'), priceEveryMs: num('price-every'),
+    spreadEur: num('spread'), volatilityEur: num('volatility'),
   }).catch((error: Error) => { process.stderr.write(`exchange-sim: cannot start: ${error.message}\n`); process.exit(1); });
   const where = values.transport === 'amqp' ? { transport: 'amqp', prefix: values['amqp-prefix'] } : { url: `ws://localhost:${sim.port}` };
-  process.stdout.write(`${JSON.stringify({ msg: 'exchange simulator listening', ...where, rate: num('rate'), protocol: Number(values.protocol), journal: values.journal ?? null, last_seq: sim.journal.at(-1)?.seq ?? 0 })}\n`);
+  process.stdout.write(`${JSON.stringify({ msg: 'exchange simulator listening', ...where, rate: num('rate'), protocol: Number(values.protocol), journal: values.journal ?? null, last_seq: sim.journal.at(-1)?.seq ?? 0, seed: values.seed === undefined ? null : Number(values.seed), orders: sim.book.orders.size })}\n`);
   sim.on('connection', () => process.stdout.write(`${JSON.stringify({ msg: 'client connected', clients: sim.clientCount() })}\n`));
   sim.on('resume', (after: number) => process.stdout.write(`${JSON.stringify({ msg: 'resume', after_seq: after, last_seq: sim.journal.at(-1)?.seq ?? 0 })}\n`));
   const stop = () => { void sim.close().then(() => process.exit(0)); };

@@ -26,8 +26,13 @@ export function startGatewayProcess(env: Record<string, string>, timeoutMs = 60_
   return startProcess('scripts/gateway.ts', env, (entry) => (entry.msg === 'gateway running' ? 'gateway' : undefined), timeoutMs);
 }
 
-async function startProcess(script: string, env: Record<string, string>, ready: (entry: Record<string, unknown>) => string | undefined, timeoutMs: number): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+/** Starts `scripts/exchange-sim.ts` with `args`; resolves once it listens (url: its websocket URL, or "amqp"). */
+export function startExchangeSimProcess(args: string[], timeoutMs = 60_000): Promise<ServerProcess> {
+  return startProcess('scripts/exchange-sim.ts', {}, (entry) => (entry.msg === 'exchange simulator listening' ? String(entry.url ?? entry.transport).replace('localhost', '127.0.0.1') : undefined), timeoutMs, args);
+}
+
+async function startProcess(script: string, env: Record<string, string>, ready: (entry: Record<string, unknown>) => string | undefined, timeoutMs: number, args: string[] = []): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     cwd: process.cwd(),
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ADMIN_USER: 'admin', ADMIN_PASSWORD: 'admin-password', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
