@@ -1,10 +1,11 @@
 // Hostile but fair inputs to the trades API, through the real HTTP app on the embedded database:
 // instants and dates the database cannot store, oversized NDJSON, conflicts that would tell a
 // trader about another's deal, repeated ids in one batch, precision finer than kept.
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../server/auth/users';
 import { sql } from '../server/db';
-import { basic, jsonOf, startTestServer, trade, type TestServer } from './helpers/server';
+import { adminAuth, basic, jsonOf, startTestServer, trade, type TestServer } from './helpers/server';
 
 let server: TestServer;
 const alice = basic('alice', 'alice-password');
@@ -89,6 +90,29 @@ describe('NDJSON batches', () => {
     expect((await errorOf(res)).message).toBe('body: at most 10000 trades per batch (line 10001 is trade 10001)');
     expect((await server.request('/healthz')).status).toBe(200);
   });
+
+  it('answers 413 at the 10,001st line while the rest of the body is still unsent', async () => {
+    // 1 MB of "x" lines now, the other 30 MB only after the answer: a server that collects the
+    // body before counting its lines cannot answer in between (the test then times out).
+    const url = new URL('/v1/trades/batch', server.url);
+    const answer = await new Promise<{ status: number; body: string; sentAll: boolean }>((resolve, reject) => {
+      let sentAll = false;
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false,
+        headers: { authorization: adminAuth, 'content-type': 'application/x-ndjson', 'content-length': String(31 * 1024 * 1024) } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => { body += d; });
+        res.on('end', () => { resolve({ status: res.statusCode!, body, sentAll }); req.destroy(); });
+      });
+      req.on('error', (error) => { if (!sentAll) reject(error); });
+      req.write(Buffer.from('x\n'.repeat(512 * 1024)));
+      const rest = setTimeout(() => { sentAll = true; req.end(Buffer.from('x\n'.repeat(15 * 1024 * 1024))); }, 25_000);
+      req.on('close', () => clearTimeout(rest));
+    });
+    expect(answer.sentAll).toBe(false);
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body).message).toBe('body: at most 10000 trades per batch (line 10001 is trade 10001)');
+  }, 60_000);
 
   it('counts blank lines out, and names a line too long to be a trade', async () => {
     const long = `{"id":"${'y'.repeat(70_000)}"}`;
