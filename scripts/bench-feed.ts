@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Db } from '../server/db';
-import { benchDatabase } from './bench-support';
+import { benchDatabase, sendAtRate } from './bench-support';
 import { migrate } from '../server/db/migrate';
 import { FeedGateway } from '../server/feed/gateway';
 import { channels } from '../server/live/events';
@@ -195,19 +195,7 @@ async function socketIoLatency(db: Db, rate: number, seconds: number, link: Link
       const at = sentAt.get(t.id);
       if (at !== undefined) { latencies.push(performance.now() - at); sentAt.delete(t.id); }
     });
-    const started = performance.now();
-    let sent = 0;
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        const due = Math.min(deals.length, Math.floor(((performance.now() - started) / 1000) * rate));
-        for (; sent < due; sent++) {
-          const deal = deals[sent]!;
-          sentAt.set(deal.id, performance.now());
-          sim.send({ deal_confirmation: deal });
-        }
-        if (sent >= deals.length) { clearInterval(timer); resolve(); }
-      }, 2);
-    });
+    await sendAtRate(sim, deals, rate, sentAt);
     await waitFor(() => latencies.length >= deals.length, 60_000, 'every deal at the client');
     latencies.sort((a, b) => a - b);
     return { rate, deals: deals.length, p50_ms: +percentile(latencies, 50).toFixed(1), p99_ms: +percentile(latencies, 99).toFixed(1), max_ms: +latencies.at(-1)!.toFixed(1) };

@@ -102,3 +102,20 @@ export function report(title: string, figures: Record<string, string | number>):
   const width = Math.max(...Object.keys(figures).map((k) => k.length));
   for (const [k, v] of Object.entries(figures)) process.stdout.write(`  ${k.padEnd(width)}  ${typeof v === 'number' ? v.toLocaleString('en-US', { maximumFractionDigits: 2 }) : v}\n`);
 }
+
+/** Sends `deals` to the simulator at `rate` a second, evenly; records when each left in `sentAt`. */
+export function sendAtRate(sim: { send(frame: object): void }, deals: readonly { id: string }[], rate: number, sentAt: Map<string, number>): Promise<void> {
+  const started = performance.now();
+  let sent = 0;
+  return new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const due = Math.min(deals.length, Math.floor(((performance.now() - started) / 1000) * rate));
+      for (; sent < due; sent++) {
+        const deal = deals[sent]!;
+        sentAt.set(deal.id, performance.now());
+        sim.send({ deal_confirmation: deal });
+      }
+      if (sent >= deals.length) { clearInterval(timer); resolve(); }
+    }, 2);
+  });
+}

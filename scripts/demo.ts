@@ -123,6 +123,8 @@ async function main() {
   }
 
   const url = `http://localhost:${server.port}`;
+  const relative = path.relative(root, dataDir);
+  const shownDataDir = relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? `./${relative}` : dataDir;
   const lines = [
     '',
     `  powerdesk demo is running: open ${url}`,
@@ -131,6 +133,7 @@ async function main() {
     ...[...demoUsers, { ...admin, what: 'admin: everything' }].map((u) => `  ${u.username.padEnd(14)}${u.password.padEnd(19)}${u.what}`),
     '',
     `  database: ${path.relative(root, dataDir) || dataDir} (embedded)   exchange: ws://localhost:${exchangePort} (${rate} deals/s)   market data: http://localhost:${marketPort}/v1 (values every 20 s)`,
+    `  add a user to the demo: stop it (Ctrl-C), then DATA_DIR=${shownDataDir} npm run users -- add NAME --role trader --trader-id ID`,
     '  Ctrl-C stops everything.',
     '',
   ];

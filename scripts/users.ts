@@ -1,18 +1,18 @@
 // npm run users -- add NAME --role ROLE [--trader-id ID] [--password-stdin] | list | disable NAME
 import readline from 'node:readline';
 import { loadConfig } from '../server/config';
-import { openDb } from '../server/db';
 import { migrate } from '../server/db/migrate';
 import { addUser, disableUser, listUsers, Role, UserError } from '../server/auth/users';
-import { fail, parseCli } from './cli';
+import { fail, openToolDb, parseCli } from './cli';
 
 const usage = `usage:
   npm run users -- add NAME --role admin|trader|analyst|service [--trader-id ID] [--password-stdin]
   npm run users -- list
   npm run users -- disable NAME
 The password is read from standard input with --password-stdin, otherwise asked for at a prompt.
-Works on DATABASE_URL, or on the embedded database in DATA_DIR (stop the server first: the
-embedded database admits one process at a time).`;
+Works on DATABASE_URL, or on the embedded database in DATA_DIR (default ./data; the demo's is
+DATA_DIR=./data/demo). Stop the server first: the embedded database admits one process at a time.
+Which database it opened is said on stderr.`;
 
 const { values, positionals } = parseCli(process.argv.slice(2), {
   role: { type: 'string' },
@@ -58,7 +58,7 @@ async function readPassword(): Promise<string> {
 try {
   const password = command === 'add' ? await readPassword() : '';
   const config = loadConfig();
-  const db = await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const db = await openToolDb('users', config);
   try {
     await migrate(db);
     if (command === 'add') {
@@ -71,7 +71,7 @@ try {
       for (const r of [['username', 'role', 'trader_id', 'status'], ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
     } else {
       if (!(await disableUser(db, name!))) fail(`no active user ${name}`);
-      process.stdout.write(`disabled ${name}; their sessions are ended (running servers forget cached Basic credentials within 30 s)\n`);
+      process.stdout.write(`disabled ${name}; their sessions and live streams are ended, and running servers refuse their credentials from now on\n`);
     }
   } finally {
     await db.close();

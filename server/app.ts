@@ -6,8 +6,9 @@ import { clientAddress, sessionRoutes, signInRoutes } from './auth/routes';
 import { dashboardRoutes } from './dashboard/static';
 import type { AppDeps, AppEnv } from './http/context';
 import { ApiError, errorBody, sendError } from './http/errors';
-import { docsPage } from './http/openapi';
 import { writeGuard } from './http/csrf';
+import { metricsHandler } from './http/metrics';
+import { docsRoutes } from './http/docs';
 import { pendingMigrations } from './db/migrate';
 import { sql } from './db';
 import { reportsRoutes } from './reports/routes';
@@ -73,7 +74,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const ready = Object.keys(problems).length === 0;
     return c.json({ status: ready ? 'ready' : 'not ready', ...(ready ? {} : { problems }) }, ready ? 200 : 503);
   });
-  app.get('/metrics', (c) => c.text(deps.metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4' }));
+  app.get('/metrics', (c) => metricsHandler(c, deps, clientAddress(c)));
 
   const v1 = new Hono<AppEnv>();
   const limit = bodyLimit({ maxSize: 32 * 1024 * 1024, onError: (c) => c.json(errorBody(413, 'body: larger than 32 MiB'), 413) });
@@ -98,7 +99,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/v1', v1);
   app.notFound((c) => c.json(errorBody(404, `no such endpoint: ${c.req.method} ${c.req.path}${c.req.path.startsWith('/v1') ? ' (see /docs)' : ''}`), 404));
 
-  app.get('/docs', (c) => c.html(docsPage(deps.openapi.document({ version }))));
+  app.route('/docs', docsRoutes());
   // Last: the dashboard's static build and its SPA fallback for every other path.
   app.route('/', dashboardRoutes());
   return app;

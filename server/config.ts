@@ -24,6 +24,8 @@ export const ConfigSchema = z.object({
   METER_CHUNK_DAYS: optionalString.transform((v) => (v === undefined ? undefined : Number(v))).pipe(z.number({ error: 'must be a number of days' }).int().min(1).max(366).optional()),
   METER_COMPRESS_AFTER_DAYS: z.coerce.number({ error: 'must be a number of days' }).int().min(0).default(30),
   METER_COMPRESS_EVERY_MINUTES: optionalString.transform((v) => (v === undefined ? undefined : Number(v))).pipe(z.number({ error: 'must be a number of minutes' }).int().min(1).optional()),
+  // GET /metrics: this bearer token (Prometheus's authorization), or an admin or service user.
+  METRICS_TOKEN: optionalString.refine((t) => t === undefined || t.length >= 16, { error: 'must be at least 16 characters (a random token, e.g. openssl rand -hex 32)' }),
   COOKIE_SECURE: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   // Exchange gateway (server/feed) and reference-price poller (server/market-data).
   EXCHANGE_WS_URL: optionalString.refine((u) => u === undefined || /^wss?:\/\/[^\s]+$/.test(u), { error: 'must be a ws:// or wss:// URL' }),

@@ -16,6 +16,7 @@ import { MetricsRegistry } from './http/metrics';
 import { OpenApiRegistry } from './http/openapi';
 import { Importer } from './importer/importer';
 import { createLogger, type Logger } from './log';
+import { ReportCache } from './reports/cache';
 import { PnlFreshness } from './reports/freshness';
 import { startFeedGateway, type FeedGateway } from './feed';
 import { startReferencePoller } from './market-data';
@@ -63,14 +64,18 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const freshness = new PnlFreshness(db, config.MARKET_TZ, clock, log);
     await freshness.start();
     closers.unshift(() => freshness.close());
+    const reports = new ReportCache(db, config.MARKET_TZ, { freshness, log });
+    await reports.start();
+    closers.unshift(() => reports.close());
     const deps: AppDeps = {
       db, tz: config.MARKET_TZ, clock, log,
-      metrics: new MetricsRegistry(),
+      metrics: new MetricsRegistry({ token: config.METRICS_TOKEN }),
       auth: new Authenticator(db, clock),
       openapi: new OpenApiRegistry(),
       cookieSecure: config.COOKIE_SECURE,
       readiness: [],
       pnlFreshness: freshness,
+      reports,
       meterTz: config.METER_TZ,
     };
     if (config.METER_COMPRESS_EVERY_MINUTES) closers.push(startCompressionTask(db, log, config.METER_COMPRESS_AFTER_DAYS, config.METER_COMPRESS_EVERY_MINUTES));

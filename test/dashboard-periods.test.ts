@@ -13,7 +13,7 @@ describe('dashboard product names', () => {
 
   it('does list an hour\'s products for the chart tooltip, and nothing for an hour of plain hours', () => {
     const product = (period: string, trades: number, pnl_eur: number) => ({ period, delivery_start: '', delivery_end: '', trades, buy_mw: 0, sell_mw: 0, pnl_eur });
-    expect(productLines({ products: [product('08-09', 2, -40), product('08:15-08:30', 1, 100)] })).toEqual(['08-09: - 40 EUR (2 trades)', '08:15-08:30: + 100 EUR (1 trade)']);
+    expect(productLines({ products: [product('08-09', 2, -40), product('08:15-08:30', 1, 100)] })).toEqual(['08-09: - 40.00 EUR (2 trades)', '08:15-08:30: + 100.00 EUR (1 trade)']);
     expect(productLines({})).toEqual([]);
   });
 });

@@ -45,7 +45,7 @@ function expected(deals: PostedDeal[], hour: number | 'total') {
   return { trades: rows.length, buy_mw: Math.round(buy * 1000) / 1000, sell_mw: Math.round(sell * 1000) / 1000, pnl_eur: pnlCents / 100 };
 }
 
-/** "+ 1,234.5" -> 1234.5; "- 120" -> -120; "0" -> 0 */
+/** "+ 1,234.50" -> 1234.5; "- 120.00" -> -120; "0.00" -> 0 */
 function parseSigned(text: string): number {
   const t = text.replace(/[,\s]/g, '');
   return t === '0' ? 0 : Number(t);
@@ -55,7 +55,7 @@ async function readRow(page: Page, label: string) {
   const row = page.locator(`[data-testid="report"] tr[data-hour="${label}"]`);
   const cell = (col: string) => row.locator(`[data-col="${col}"]`).innerText();
   return {
-    trades: Number(await cell('trades')),
+    trades: Number((await cell('trades')).replace(/,/g, '')),
     buy_mw: Number((await cell('buy_mw')).replace(/,/g, '')),
     sell_mw: Number((await cell('sell_mw')).replace(/,/g, '')),
     pnl_eur: parseSigned(await cell('pnl_eur')),
@@ -219,8 +219,8 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     await product.waitFor();
     expect(await product.getAttribute('data-in-hour')).toBe('08-09');
     // 8 MW x 0.25 h x 50.00 = 100 EUR; the hour: 100 - 40 = 60
-    expect(await product.locator('[data-col="pnl_eur"]').innerText()).toBe('+ 100');
-    expect(await product.locator('[data-col="sell_mw"]').innerText()).toBe('8');
+    expect(await product.locator('[data-col="pnl_eur"]').innerText()).toBe('+ 100.00');
+    expect(await product.locator('[data-col="sell_mw"]').innerText()).toBe('8.0');
     await waitForRow(page, '08-09', { trades: 2, buy_mw: 1, sell_mw: 8, pnl_eur: 60 });
     // Right under its hour: the hour's plain product and the quarter hour, then the next hour.
     const order = await page.locator('[data-testid="report"] tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.hour ?? `  ${(r as unknown as { dataset: Record<string, string> }).dataset.product}`));
@@ -286,7 +286,7 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
     const row = lead.locator(`[data-testid="desk"] tr[data-trader="${traderId}"]`);
     await row.waitFor();
     const want = expected(deals, 'total');
-    expect(Number(await row.locator('[data-col="trades"]').innerText())).toBe(want.trades);
+    expect(Number((await row.locator('[data-col="trades"]').innerText()).replace(/,/g, ''))).toBe(want.trades);
     expect(parseSigned(await row.locator('[data-col="pnl_eur"]').innerText())).toBe(want.pnl_eur);
     // A click on the trader opens her report.
     await row.locator('button').click();

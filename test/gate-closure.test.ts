@@ -81,7 +81,7 @@ describe('feed and gate closure', () => {
   });
 
   const metric = async () => {
-    const text = await (await server.request('/metrics', { auth: null })).text();
+    const text = await (await server.request('/metrics')).text();
     const m = /^powerdesk_feed_after_gate_closure_total(?:\{\})? (\d+)$/m.exec(text);
     return m ? Number(m[1]) : 0;
   };

@@ -80,7 +80,7 @@ describe('meter readings', () => {
     expect(daily).toEqual({ kwh: '3.250', readings: 2 });
   });
 
-  it('rejects bad lines with their line numbers and reasons while storing the good ones', async () => {
+  it('refuses an upload with bad lines, listing each with its line number and reason, and stores none of it', async () => {
     const body = [
       'read_timestamp,interval_read,energy_flow_direction,icp_id',
       '2019-02-01 00:30:00+13,1.1,X,bad-lines',
@@ -93,16 +93,17 @@ describe('meter readings', () => {
       '2019-02-01 03:30:00+13,-1,X,bad-lines',
       '2019-02-01 04:00:00+13,"2.5",X,bad-lines',
     ].join('\n');
-    const result = await json(await post('/v1/meter-readings', body, 'text/csv'));
-    expect(result.stored).toBe(2);
-    expect(result.rejected).toBe(6);
+    const result = await json(await post('/v1/meter-readings', body, 'text/csv'), 400);
+    expect(result).toMatchObject({ status_code: 400, received: 8, rejected: 6, errors_truncated: false });
+    expect(result.message).toMatch(/^6 of 8 lines are invalid; nothing was stored \(line 3: read_timestamp: /);
     expect(result.errors.map((e: { line: number; message: string }) => [e.line, e.message.split(':')[0]])).toEqual([
       [3, 'read_timestamp'], [4, 'interval_read'], [5, 'energy_flow_direction'], [6, 'read_timestamp'], [7, 'icp_id'], [9, 'interval_read'],
     ]);
     expect(result.errors[0].message).toContain('no UTC offset');
+    expect(await json<any[]>(await server.request('/v1/icps/bad-lines/readings?from=2019-02-01&to=2019-02-03'))).toEqual([]);
   });
 
-  it('does refuse readings off the half-hour grid with their line and reason, and store the others', async () => {
+  it('does refuse readings off the half-hour grid with their line and reason, and stores the upload once they are fixed', async () => {
     const body = [
       'read_timestamp,interval_read,energy_flow_direction,icp_id',
       '2019-02-02 00:30:00+13,1.1,X,grid-1',
@@ -110,12 +111,15 @@ describe('meter readings', () => {
       '2019-02-02 01:00:20+13,1.1,X,grid-1',
       '2019-02-01T12:00:00Z,1.1,X,grid-1',
     ].join('\n');
-    const result = await json(await post('/v1/meter-readings', body, 'text/csv'));
-    expect(result).toMatchObject({ received: 4, stored: 2, rejected: 2 });
+    const result = await json(await post('/v1/meter-readings', body, 'text/csv'), 400);
+    expect(result).toMatchObject({ received: 4, rejected: 2 });
     expect(result.errors).toEqual([
       { line: 3, message: 'read_timestamp: "2019-02-02 00:15:00+13" is not on the 30-minute grid of meter intervals (they start at :00 or :30 local time in Pacific/Auckland, without seconds)' },
       { line: 4, message: 'read_timestamp: "2019-02-02 01:00:20+13" is not on the 30-minute grid of meter intervals (they start at :00 or :30 local time in Pacific/Auckland, without seconds)' },
     ]);
+    expect(await json<any[]>(await server.request('/v1/icps/grid-1/readings?from=2019-02-01&to=2019-02-03'))).toEqual([]);
+    const fixed = body.split('\n').filter((_l, i) => i !== 2 && i !== 3).join('\n');
+    expect(await json(await post('/v1/meter-readings', fixed, 'text/csv'))).toMatchObject({ received: 2, stored: 2, rejected: 0 });
     const rows = await json<any[]>(await server.request('/v1/icps/grid-1/readings?from=2019-02-01&to=2019-02-03'));
     expect(rows.map((r) => r.read_timestamp)).toEqual(['2019-02-01T11:30:00.000Z', '2019-02-01T12:00:00.000Z']);
   });
@@ -127,9 +131,10 @@ describe('meter readings', () => {
       '{not json',
       JSON.stringify([1, 2]),
     ].join('\n');
-    const result = await json(await post('/v1/meter-readings', body, 'application/x-ndjson'));
-    expect(result).toMatchObject({ received: 4, stored: 2, rejected: 2 });
+    const result = await json(await post('/v1/meter-readings', body, 'application/x-ndjson'), 400);
+    expect(result).toMatchObject({ received: 4, rejected: 2 });
     expect(result.errors.map((e: { line: number }) => e.line)).toEqual([3, 4]);
+    expect(await json(await post('/v1/meter-readings', body.split('\n').slice(0, 2).join('\n'), 'application/x-ndjson'))).toMatchObject({ received: 2, stored: 2 });
     const rows = await json<any[]>(await server.request('/v1/icps/nd-1/readings?from=2019-03-01T00:00:00Z&to=2019-03-02T00:00:00Z'));
     expect(rows.map((r) => r.interval_read)).toEqual(['0.25', '0.125']);
   });
@@ -215,16 +220,23 @@ async function publish(id: number) {
 describe('algorithm runs', () => {
   it('stores the algorithm output format and reads it back in local NZ days', async () => {
     const id = await newRun('2018-06-13', '2018-06-27', 'sample');
-    const upload = await json(await post(`/v1/algorithm-runs/${id}/results`, algorithmOutput([
+    const refused = await json(await post(`/v1/algorithm-runs/${id}/results`, algorithmOutput([
       ['101', '0.0000', '2018-06-13', '00:00:00', 'buyer'],
       ['100', '0.0040', '2018-06-13', '00:00:00', 'seller'],
       ['101', '0.0100', '2018-06-13', '00:30:00', 'buyer'],
       ['101', '0.0200', '2018-06-14', '23:30:00', 'buyer'],
       ['101', '0.0200', '2018-07-14', '23:30:00', 'buyer'],
+    ]), 'text/csv', auth.service), 400);
+    expect(refused).toMatchObject({ received: 5, rejected: 1 });
+    expect(refused.errors[0]).toMatchObject({ line: 6 });
+    expect(refused.errors[0].message).toContain('outside the run');
+    const upload = await json(await post(`/v1/algorithm-runs/${id}/results`, algorithmOutput([
+      ['101', '0.0000', '2018-06-13', '00:00:00', 'buyer'],
+      ['100', '0.0040', '2018-06-13', '00:00:00', 'seller'],
+      ['101', '0.0100', '2018-06-13', '00:30:00', 'buyer'],
+      ['101', '0.0200', '2018-06-14', '23:30:00', 'buyer'],
     ]), 'text/csv', auth.service));
-    expect(upload).toMatchObject({ received: 5, stored: 4, rejected: 1 });
-    expect(upload.errors[0]).toMatchObject({ line: 6 });
-    expect(upload.errors[0].message).toContain('outside the run');
+    expect(upload).toMatchObject({ received: 4, stored: 4, rejected: 0 });
     await publish(id);
     const byInterval = await json<any[]>(await server.request('/v1/icps/101/matches?from=2018-06-13&to=2018-06-15&role=buyer&bucket=interval'));
     expect(byInterval.map((r) => [r.start, r.local, r.matched_amount, r.run_ids])).toEqual([
@@ -372,17 +384,19 @@ describe('algorithm runs', () => {
 
   it('does refuse results off the half-hour grid, naming read_time', async () => {
     const id = await newRun('2019-05-01', '2019-05-02', 'grid');
-    const result = await json(await post(`/v1/algorithm-runs/${id}/results`, algorithmOutput([['g1', '1', '2019-05-01', '10:00:00', 'buyer'], ['g1', '1', '2019-05-01', '10:45:00', 'buyer']]), 'text/csv', auth.service));
-    expect(result).toMatchObject({ stored: 1, rejected: 1 });
+    const result = await json(await post(`/v1/algorithm-runs/${id}/results`, algorithmOutput([['g1', '1', '2019-05-01', '10:00:00', 'buyer'], ['g1', '1', '2019-05-01', '10:45:00', 'buyer']]), 'text/csv', auth.service), 400);
+    expect(result).toMatchObject({ received: 2, rejected: 1 });
     expect(result.errors[0]).toEqual({ line: 3, message: 'read_time: 2019-05-01 10:45:00 is not on the 30-minute grid of meter intervals (they start at :00 or :30 local time in Pacific/Auckland, without seconds)' });
   });
 
   it('rejects a read_time that the NZ DST change repeats unless it carries its offset', async () => {
     const id = await newRun('2019-04-06', '2019-04-08', 'dst');
     const body = algorithmOutput([['d1', '1', '2019-04-07', '02:30:00', 'buyer'], ['d1', '1', '2019-04-07', '02:30:00+12', 'buyer'], ['d1', '2', '2019-04-07', '02:30:00+13', 'buyer']]);
-    const result = await json(await post(`/v1/algorithm-runs/${id}/results`, body, 'text/csv', auth.service));
-    expect(result).toMatchObject({ stored: 2, rejected: 1 });
+    const result = await json(await post(`/v1/algorithm-runs/${id}/results`, body, 'text/csv', auth.service), 400);
+    expect(result).toMatchObject({ received: 3, rejected: 1 });
     expect(result.errors[0].message).toContain('occurs twice');
+    const withOffsets = algorithmOutput([['d1', '1', '2019-04-07', '02:30:00+12', 'buyer'], ['d1', '2', '2019-04-07', '02:30:00+13', 'buyer']]);
+    expect(await json(await post(`/v1/algorithm-runs/${id}/results`, withOffsets, 'text/csv', auth.service))).toMatchObject({ stored: 2 });
   });
 });
 

@@ -1,6 +1,7 @@
 // The terminal report: formatting units, and the real script run as a child process against a
 // real server (table, csv, json, --watch, error exits).
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,7 +61,7 @@ async function until(condition: () => boolean, ms = 20_000): Promise<void> {
 
 describe('report formatting', () => {
   it('signs PnL with the sign apart and shows cents only when there are any', () => {
-    expect([signed(450), signed(-120), signed(0), signed(12.5), signed(-0.05)]).toEqual(['+ 450', '- 120', '0', '+ 12.50', '- 0.05']);
+    expect([signed(450), signed(-120), signed(0), signed(12.5), signed(-0.05), signed(4324.3), signed(-0.004)]).toEqual(['+ 450.00', '- 120.00', '0.00', '+ 12.50', '- 0.05', '+ 4,324.30', '0.00']);
   });
 
   it('parses arguments and names what is wrong', () => {
@@ -101,11 +102,11 @@ describe('npm run report', () => {
     expect(lines[1]!.split(' | ').map((c) => c.trim())).toEqual(['Hour', 'Number of Trades', 'Total BUY [MW]', 'Total Sell [MW]', 'PnL [Eur]']);
     const rows = lines.filter((l) => l.includes(' | ')).slice(1).map((l) => l.split(' | ').map((c) => c.trim()));
     expect(rows).toHaveLength(25); // 24 hours and the total
-    expect(rows[0]).toEqual(['00-01', '0', '0', '0', '0']);
+    expect(rows[0]).toEqual(['00-01', '0', '0.0', '0.0', '0.00']);
     // 13-14: sell 200 x 9.25 - buy 140 x 10 = 450; 17-18: sell 34 x 18.70 - buy 63 x 12 = -120.2
-    expect(rows[13]).toEqual(['13-14', '2', '140', '200', '+ 450']);
-    expect(rows[17]).toEqual(['17-18', '2', '63', '34', '- 120.20']);
-    expect(rows[24]).toEqual(['Total', '4', '203', '234', '+ 329.80']);
+    expect(rows[13]).toEqual(['13-14', '2', '140.0', '200.0', '+ 450.00']);
+    expect(rows[17]).toEqual(['17-18', '2', '63.0', '34.0', '- 120.20']);
+    expect(rows[24]).toEqual(['Total', '4', '203.0', '234.0', '+ 329.80']);
     expect(stdout).not.toContain('\x1b['); // not a terminal: no colour
   });
 
@@ -127,18 +128,18 @@ describe('npm run report', () => {
     expect(rows).toHaveLength(25 + 2 + 1 + 1); // 25 hours, 2 products under the second 02:00, 1 under 09-10, the total
     const at = (label: string) => rows.findIndex((r) => r[0]!.trim() === label);
     // The first 02:00 has only its plain hour: no products listed.
-    expect(rows[at('02-03 (+02:00)')]!.map((c) => c.trim())).toEqual(['02-03 (+02:00)', '1', '0', '10', '+ 500']);
+    expect(rows[at('02-03 (+02:00)')]!.map((c) => c.trim())).toEqual(['02-03 (+02:00)', '1', '0.0', '10.0', '+ 500.00']);
     const second = at('02-03 (+01:00)');
     // sell 4 MW x 0.25 h x 40 = 40; buy 1 x 30 = -30
     expect(rows.slice(second, second + 3).map((r) => r.map((c) => c.trim()))).toEqual([
-      ['02-03 (+01:00)', '2', '1', '4', '+ 10'],
-      ['02-03B', '1', '1', '0', '- 30'],
-      ['02:15-02:30B', '1', '0', '4', '+ 40'],
+      ['02-03 (+01:00)', '2', '1.0', '4.0', '+ 10.00'],
+      ['02-03B', '1', '1.0', '0.0', '- 30.00'],
+      ['02:15-02:30B', '1', '0.0', '4.0', '+ 40.00'],
     ]);
     expect(rows[second + 1]![0]).toMatch(/^ {2}02-03B/); // indented under its hour
     const nine = at('09-10');
-    expect(rows[nine + 1]!.map((c) => c.trim())).toEqual(['09:45-10:00', '1', '8', '0', '- 20']);
-    expect(rows.at(-1)!.map((c) => c.trim())).toEqual(['Total', '4', '9', '14', '+ 490']);
+    expect(rows[nine + 1]!.map((c) => c.trim())).toEqual(['09:45-10:00', '1', '8.0', '0.0', '- 20.00']);
+    expect(rows.at(-1)!.map((c) => c.trim())).toEqual(['Total', '4', '9.0', '14.0', '+ 490.00']);
   });
 
   it('prints csv and json', async () => {
@@ -180,18 +181,74 @@ describe('npm run report', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toBe('report: the API refused the credentials (wrong username or password); set API_USER and API_PASSWORD\n');
     expect(unreachable.code).toBe(1);
-    expect(unreachable.stderr).toBe(`report: cannot reach the API at http://127.0.0.1:${closedPort}/v1 (ECONNREFUSED); is the server running? Set API_URL.\n`);
+    expect(unreachable.stderr).toBe(`report: cannot reach the API at http://127.0.0.1:${closedPort} (ECONNREFUSED); is the server running? Set API_URL.\n`);
   });
 
-  it('redraws the table on a live update with --watch', async () => {
+  it('prints one line per changed hour with --watch when stdout is not a terminal', async () => {
     const watching = start(['--trader', 'cli_w', '--day', '2023-02-08', '--watch']);
     await until(() => watching.output().includes('Total'));
     await until(() => server.hub.io.sockets.adapter.rooms.has('trader:cli_w:2023-02-08'));
+    const tableLength = watching.output().length;
     const res = await server.request('/v1/trades', { method: 'POST', json: trade({ id: 'w1', trader_id: 'cli_w', delivery_day: '2023-02-08', delivery_hour: 9, direction: 'sell', quantity: 2, price: 5000 }) });
     expect(res.status).toBe(200);
-    await until(() => /^Total \s*\|\s+1 \|\s+0 \|\s+2 \|\s+\+ 100$/m.test(watching.output()));
-    expect(watching.output()).toMatch(/^09-10 \s*\|\s+1 \|\s+0 \|\s+2 \|\s+\+ 100$/m);
+    await until(() => watching.output().includes('day total'));
+    const update = watching.output().slice(tableLength).trimEnd().split('\n');
+    // The changed hour and the day's total, each stamped with the market time; not the table again.
+    expect(update).toHaveLength(2);
+    expect(update[0]).toMatch(/^\d\d:\d\d:\d\d 09-10: 1 trades, buy 0\.0 MW, sell 2\.0 MW, PnL \+ 100\.00$/);
+    expect(update[1]).toMatch(/^\d\d:\d\d:\d\d day total: 1 trades, PnL \+ 100\.00$/);
+    expect(watching.output().match(/Number of Trades/g)).toHaveLength(1);
     watching.child.kill('SIGTERM');
     expect((await watching.done).code).toBe(0);
+  });
+
+  it('redraws the table with the time of the update and how to stop on a terminal', async () => {
+    // `script` gives the report a pseudo terminal, as a person running it would have.
+    const command = `${process.execPath} --import tsx scripts/report.ts --trader cli_tty --day 2023-02-08 --watch`;
+    const watching = spawn('script', ['-qfec', command, '/dev/null'], {
+      cwd: root, env: { ...process.env, API_URL: server.url, API_USER: admin.username, API_PASSWORD: admin.password, NO_COLOR: '1', TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    children.push(watching);
+    let out = '';
+    watching.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    await until(() => /updated at \d\d:\d\d:\d\d \(market time, Europe\/Berlin\) · Ctrl-C to stop/.test(out));
+    await until(() => server.hub.io.sockets.adapter.rooms.has('trader:cli_tty:2023-02-08'));
+    const res = await server.request('/v1/trades', { method: 'POST', json: trade({ id: 'tty1', trader_id: 'cli_tty', delivery_day: '2023-02-08', delivery_hour: 9, direction: 'sell', quantity: 2, price: 5000 }) });
+    expect(res.status).toBe(200);
+    await until(() => /^Total \s*\|\s+1 \|\s+0\.0 \|\s+2\.0 \|\s+\+ 100\.00\r?$/m.test(out));
+    const redraws = out.split('\x1b[2J');
+    expect(redraws.length).toBeGreaterThanOrEqual(3); // drawn, then redrawn in place
+    expect(redraws.at(-1)).toMatch(/^\x1b\[H/);
+    expect(redraws.at(-1)).toMatch(/^09-10 \s*\|\s+1 \|\s+0\.0 \|\s+2\.0 \|\s+\+ 100\.00\r?$/m);
+    expect(redraws.at(-1)).toMatch(/updated at \d\d:\d\d:\d\d \(market time, Europe\/Berlin\) · Ctrl-C to stop/);
+    watching.kill('SIGTERM');
+  });
+
+  it('takes API_URL with or without /v1, and names the URL and content type of an answer that is not JSON', async () => {
+    const html = await new Promise<http.Server>((resolve) => {
+      const s = http.createServer((_req, res) => { res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }); res.end('<!doctype html><html><body>app</body></html>'); });
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      const htmlUrl = `http://127.0.0.1:${(html.address() as net.AddressInfo).port}`;
+      const [bare, slash, v1, page] = await Promise.all([
+        run(['--trader', 'cli_t', '--day', '2023-02-08', '--format', 'csv'], { API_URL: server.url }),
+        run(['--trader', 'cli_t', '--day', '2023-02-08', '--format', 'csv'], { API_URL: `${server.url}/` }),
+        run(['--trader', 'cli_t', '--day', '2023-02-08', '--format', 'csv'], { API_URL: `${server.url}/v1/` }),
+        run(['--trader', 'cli_t', '--day', '2023-02-08'], { API_URL: htmlUrl }),
+      ]);
+      for (const r of [bare, slash, v1]) {
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        expect(r.stdout.split('\n')[25]).toBe('Total,4,203,234,329.80');
+      }
+      expect(page.code).toBe(1);
+      expect(page.stderr).toBe(`report: ${htmlUrl}/v1/reports/pnl answered 200 with text/html; charset=utf-8, not JSON; API_URL must be the powerdesk server, e.g. http://localhost:8080\n`);
+      const bad = await run(['--trader', 'cli_t', '--day', '2023-02-08'], { API_URL: 'localhost:8080' });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/^report: API_URL: must be an http:\/\/ or https:\/\/ URL/);
+    } finally {
+      html.close();
+    }
   });
 });

@@ -142,6 +142,11 @@ export class Authenticator {
   private async rehash(userId: number, password: string): Promise<void> {
     await this.hashes.run('rehash', async () => setPasswordHash(this.db, userId, await hashPassword(password))).catch(() => {});
   }
+
+  /** Forgets the user's verified Basic credentials (disabled: refused from the next request on). */
+  forgetUser(userId: number): void {
+    for (const [k, v] of this.verified) if (v.user.id === userId) this.verified.delete(k);
+  }
 }
 
 // Same cost for unknown users as for known ones, so timing does not reveal who exists.

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Db } from '../db';
 import { sql } from '../db';
 import { locks } from '../db/locks';
+import { channels } from '../live/events';
 import { hashPassword, passwordProblem } from './passwords';
 
 export const roles = ['admin', 'trader', 'analyst', 'service'] as const;
@@ -66,7 +67,10 @@ export async function setPasswordHash(db: Db, id: number, hash: string): Promise
 }
 
 export async function disableUser(db: Db, username: string): Promise<boolean> {
-  const rows = await db.query(sql`UPDATE users SET disabled_at = now() WHERE username = ${username} AND disabled_at IS NULL RETURNING id`);
+  // The NOTIFY tells every server to end the user's live streams and forget cached credentials.
+  const rows = await db.query(sql`
+    WITH u AS (UPDATE users SET disabled_at = now() WHERE username = ${username} AND disabled_at IS NULL RETURNING id)
+    SELECT id, pg_notify(${channels.sessionsEnded}, json_build_object('user_id', id, 'reason', 'disabled')::text) FROM u`);
   await db.query(sql`DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = ${username})`);
   return rows.length > 0;
 }
@@ -114,5 +118,7 @@ export async function userForSession(db: Db, token: string, now: Date): Promise<
 }
 
 export async function deleteSession(db: Db, token: string): Promise<void> {
-  await db.query(sql`DELETE FROM sessions WHERE token_hash = ${hashToken(token)}`);
+  await db.query(sql`
+    WITH s AS (DELETE FROM sessions WHERE token_hash = ${hashToken(token)} RETURNING user_id, token_hash)
+    SELECT pg_notify(${channels.sessionsEnded}, json_build_object('user_id', user_id, 'session', token_hash, 'reason', 'signed out')::text) FROM s`);
 }

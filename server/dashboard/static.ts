@@ -48,7 +48,8 @@ export function dashboardRoutes(buildDir: string = defaultWebBuildDir): Hono<App
     const index = path.join(root, 'index.html');
     if (!existsSync(index)) return c.html(notBuiltPage, 503, { 'Cache-Control': 'no-store' });
 
-    const candidate = path.resolve(root, `.${urlPath}`);
+    // Browsers and tools ask for /favicon.ico by name: the dashboard's icon is an SVG.
+    const candidate = path.resolve(root, `.${urlPath === '/favicon.ico' ? '/favicon.svg' : urlPath}`);
     // Nothing outside the build directory, whatever the path says.
     if (candidate.startsWith(root + path.sep)) {
       const info = await stat(candidate).catch(() => undefined);

@@ -4,6 +4,7 @@ import type { User } from '../auth/users';
 import type { Clock } from '../clock';
 import type { Db } from '../db';
 import type { Logger } from '../log';
+import type { ReportCache } from '../reports/cache';
 import type { PnlFreshness } from '../reports/freshness';
 import type { MetricsRegistry } from './metrics';
 import type { OpenApiRegistry } from './openapi';
@@ -21,6 +22,8 @@ export interface AppDeps {
   readiness: ReadinessCheck[];
   /** Reports wait for refreshes this process has queued (late deals for materialised hours). */
   pnlFreshness?: PnlFreshness;
+  /** One computation per trader-day for every reader (REST and subscriptions), exact per commit. */
+  reports?: ReportCache;
   /** Time zone of meter data's local dates and times (METER_TZ); default Pacific/Auckland. */
   meterTz?: string;
 }

@@ -96,20 +96,3 @@ export class OpenApiRegistry {
     };
   }
 }
-
-/** A small self-contained HTML page that lists the operations of the document. */
-export function docsPage(doc: Record<string, unknown>): string {
-  const esc = (s: unknown) => String(s ?? '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-  const paths = doc.paths as Record<string, Record<string, { summary: string; description?: string; parameters?: { name: string; in: string; required: boolean; description?: string }[]; tags: string[] }>>;
-  const sections = Object.entries(paths)
-    .flatMap(([p, ops]) => Object.entries(ops).map(([m, op]) => ({ p, m, op })))
-    .map(({ p, m, op }) => `<section><h3><span class="m ${m}">${m.toUpperCase()}</span> <code>${esc(p)}</code></h3><p>${esc(op.summary)}</p>${op.description ? `<p>${esc(op.description)}</p>` : ''}${
-      op.parameters?.length ? `<ul>${op.parameters.map((x) => `<li><code>${esc(x.name)}</code> (${x.in}${x.required ? ', required' : ''})${x.description ? ` ${esc(x.description)}` : ''}</li>`).join('')}</ul>` : ''
-    }</section>`)
-    .join('\n');
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>powerdesk API</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1f24}code{background:#f2f4f7;padding:0 .3em;border-radius:3px}
-section{border-top:1px solid #dde2e8;padding:.4rem 0}.m{font:600 12px monospace;padding:.15em .5em;border-radius:3px;color:#fff;background:#57606a}.get{background:#0969da}.post{background:#1a7f37}.delete{background:#cf222e}</style></head>
-<body><h1>powerdesk API</h1><p>The machine-readable document is <a href="/v1/openapi.json">/v1/openapi.json</a> (OpenAPI 3.1). All of <code>/v1</code> needs HTTP Basic credentials or a session cookie, except where noted. Errors: <code>{"status_code": 400, "message": "…"}</code>.</p>
-${sections}</body></html>`;
-}

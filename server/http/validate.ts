@@ -9,9 +9,33 @@ export function parseQuery<S extends z.ZodObject>(c: Context, schema: S): z.infe
     if (values.length > 1) throw badRequest(`${k}: given ${values.length} times; give it once`);
     raw[k] = values[0]!;
   }
+  rejectNul(raw);
   const parsed = schema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw badRequest(formatIssues(parsed.error.issues));
   return parsed.data;
+}
+
+/**
+ * The database cannot store the NUL character in text or JSON: a 400 naming the field, instead
+ * of the database's refusal (a 500) later on.
+ */
+export function rejectNul(value: unknown, path = ''): void {
+  // Iterative: a deeply nested body must not overflow the stack.
+  const todo: [unknown, string][] = [[value, path]];
+  while (todo.length) {
+    const [v, at] = todo.pop()!;
+    if (typeof v === 'string') {
+      if (v.includes('\0')) throw badRequest(`${at || 'body'}: must not contain the NUL character (\\u0000)`);
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) todo.push([v[i], at ? `${at}.${i}` : String(i)]);
+    } else if (v && typeof v === 'object') {
+      for (const [k, inner] of Object.entries(v).reverse()) {
+        const name = at ? `${at}.${k}` : k;
+        if (k.includes('\0')) throw badRequest(`${name.replaceAll('\0', '\\u0000')}: a field name must not contain the NUL character (\\u0000)`);
+        todo.push([inner, name]);
+      }
+    }
+  }
 }
 
 export async function readJson(c: Context): Promise<unknown> {
@@ -25,6 +49,7 @@ export async function readJson(c: Context): Promise<unknown> {
 }
 
 export function parseBody<S extends z.ZodType>(value: unknown, schema: S, prefix = ''): z.infer<S> {
+  rejectNul(value, prefix);
   const parsed = schema.safeParse(value, { reportInput: true });
   if (!parsed.success) throw badRequest(formatIssues(parsed.error.issues, prefix));
   return parsed.data;

@@ -1,5 +1,6 @@
 // The importer's only way to the data: the REST API, with retries and backoff while it is
 // unreachable (connection refused, 5xx, 429 with Retry-After). Other 4xx are errors of ours.
+import { apiBase } from '../http/api-url';
 import type { Logger } from '../log';
 
 export class ApiRequestError extends Error {
@@ -42,7 +43,8 @@ export class ApiClient {
 
   constructor(private readonly options: ApiClientOptions) {
     this.auth = `Basic ${Buffer.from(`${options.user}:${options.password}`).toString('base64')}`;
-    this.base = options.url.replace(/\/+$/, '');
+    // http://host:8080 and http://host:8080/v1 mean the same server: every path here starts with /v1.
+    this.base = apiBase(options.url).base;
   }
 
   /** JSON request, retried until it gets an answer that is not a transient failure. */
@@ -86,6 +88,29 @@ export class ApiClient {
       await this.sleep(wait ?? delay * (0.75 + Math.random() * 0.5));
       delay = Math.min(delay * 2, maxDelay);
     }
+  }
+
+  /**
+   * Readiness: one request with our credentials (GET /v1/session). Undefined when the API accepts
+   * them; otherwise why not (wrong credentials, a disabled user, not a powerdesk API, unreachable).
+   */
+  async credentialsProblem(timeoutMs = 5000): Promise<string | undefined> {
+    const url = `${this.base}/v1/session`;
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: { authorization: this.auth, accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });
+    } catch (error) {
+      const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
+      return `API ${this.base} unreachable: ${cause?.code ?? cause?.message ?? (error as Error).message}`;
+    }
+    const text = await res.text();
+    const type = res.headers.get('content-type') ?? 'no content type';
+    if (!type.includes('json')) return `API ${url} answered ${res.status} with ${type}, not JSON: API_URL must be the powerdesk server, e.g. http://localhost:8080`;
+    const message = (() => { try { return (JSON.parse(text) as { message?: string }).message ?? text; } catch { return text; } })();
+    if (res.status === 401) return `API ${this.base} refused the credentials of API_USER ${JSON.stringify(this.options.user)} (401 ${message}): check API_USER and API_PASSWORD`;
+    if (res.status === 429) return `API ${this.base} is refusing API_USER ${JSON.stringify(this.options.user)} for now after failed sign-ins (429 ${message})`;
+    if (!res.ok) return `API ${url} answered ${res.status}: ${message}`;
+    return undefined;
   }
 
   private markReachable() {

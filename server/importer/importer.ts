@@ -110,6 +110,10 @@ export class Importer {
     const missing = await this.missingFile();
     if (missing) problems.push(missing);
     if (!this.api.state.reachable) problems.push(`API ${this.options.apiUrl} unreachable since ${this.api.state.since.toISOString()}: ${this.api.state.lastError}`);
+    else {
+      const credentials = await this.api.credentialsProblem();
+      if (credentials) problems.push(credentials);
+    }
     return problems.length ? problems.join('; ') : undefined;
   }
 

@@ -125,6 +125,10 @@ export interface ServerToClientEvents {
   recall: (trade: RecalledTrade) => void;
   /** Gateway status changes. */
   feed: (status: FeedStatus) => void;
+  /** A request refused without its own ack reaching the point (e.g. the subscribe rate limit), naming the limit. */
+  error: (error: { event: string; message: string }) => void;
+  /** Sent just before the server disconnects the socket: its session was signed out, or its user disabled. */
+  session_ended: (info: { reason: 'signed out' | 'disabled' }) => void;
 }
 
 export interface ClientToServerEvents {
@@ -141,4 +145,16 @@ export interface ClientToServerEvents {
 export const channels = {
   tradesStored: 'trades_stored',
   feedStatus: 'feed_status',
+  /** Sent by server/market-data when new reference prices are stored (payload: JSON array of their delivery days). */
+  referencePricesStored: 'reference_prices_stored',
+  /** Sent by server/auth/users.ts when a session ends or a user is disabled (payload: SessionsEndedEvent). */
+  sessionsEnded: 'sessions_ended',
 } as const;
+
+/** A user's sessions that no longer authenticate: one (sign-out, by its token hash) or all (disabled). */
+export interface SessionsEndedEvent {
+  user_id: number;
+  /** The signed-out session's token hash; absent: every session and credential of the user. */
+  session?: string;
+  reason: 'signed out' | 'disabled';
+}

@@ -5,7 +5,8 @@
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import { z } from 'zod';
-import { canSeeDesk, type User } from '../auth/users';
+import { readCookie, sessionCookie } from '../auth/authenticator';
+import { canSeeDesk, hashToken, type User } from '../auth/users';
 import type { AppDeps } from '../http/context';
 import { formatIssues } from '../http/errors';
 import { Counter } from '../http/metrics';
@@ -15,10 +16,15 @@ import { pnlReport } from '../reports/pnl';
 import { dayString, identifier } from '../trades/schema';
 import type { ApiTrade, RecalledTrade } from '../trades/normalize';
 import type { TouchedHour, TradesStoredEvent } from '../trades/store';
-import { channels, type ClientToServerEvents, type FeedStatus, type ServerToClientEvents, type Subscription } from './events';
+import { channels, type ClientToServerEvents, type FeedStatus, type ServerToClientEvents, type SessionsEndedEvent, type Subscription } from './events';
 
 export interface SocketData {
   user: User;
+  /** Hash of the session cookie the socket was authenticated with (absent: HTTP Basic). */
+  session?: string;
+  /** Token bucket of `subscribe`. */
+  tokens: number;
+  refilledAt: number;
 }
 
 type HubServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -30,7 +36,14 @@ export const SubscriptionSchema = z.strictObject({
 });
 
 /** Trader+day rooms one connection may be in (a desk screen shows a few; more is a runaway client). */
-const maxSubscriptions = 100;
+export const maxSubscriptions = 100;
+
+/**
+ * `subscribe` per connection: a burst of up to maxSubscriptions (a client re-subscribing to
+ * everything after a lost session), then this many a second.
+ */
+export const subscribeBurst = maxSubscriptions;
+export const subscribesPerSecond = 5;
 
 export const traderRoom = (traderId: string, day: string) => `trader:${traderId}:${day}`;
 export const userRoom = (user: Pick<User, 'id'>) => `user:${user.id}`;
@@ -59,6 +72,11 @@ export class LiveHub {
   private readonly recoveryMs: number;
   private readonly events: Counter;
   private readonly sockets: Counter;
+  /** Whether a change arrived while a PnL round was pending or running: a burst, coalesce. */
+  private busy = false;
+  private flushRunning = false;
+  /** PnL rounds scheduled, those scheduled after a quiet spell (leading edge: on the next tick), and the last deliberate delay. */
+  readonly stats = { rounds: 0, leading: 0, lastWaitMs: 0 };
 
   constructor(httpServer: HttpServer, private deps: AppDeps, private freshness?: PnlFreshness, options: LiveHubOptions = {}) {
     this.recoveryMs = options.recoveryMs ?? 2 * 60_000;
@@ -75,6 +93,16 @@ export class LiveHub {
       deps.auth.authenticate({ authorization: headers.authorization, cookie: headers.cookie }, address).then((result) => {
         if (!result.ok) return next(Object.assign(new Error(result.message), { data: { status_code: result.status, message: result.message } }));
         socket.data.user = result.user;
+        socket.data.tokens = subscribeBurst;
+        socket.data.refilledAt = performance.now();
+        if (!headers.authorization) {
+          try {
+            const token = readCookie(headers.cookie ?? '', sessionCookie);
+            if (token) socket.data.session = hashToken(token);
+          } catch {
+            // authenticated, so the cookie was readable; nothing to remember otherwise
+          }
+        }
         next();
       }, (error: Error) => next(error));
     });
@@ -84,6 +112,28 @@ export class LiveHub {
   async start(): Promise<void> {
     this.unlisteners.push(await this.deps.db.listen(channels.tradesStored, (payload) => this.onTradesStored(payload)));
     this.unlisteners.push(await this.deps.db.listen(channels.feedStatus, (payload) => this.onFeedStatus(payload)));
+    this.unlisteners.push(await this.deps.db.listen(channels.sessionsEnded, (payload) => this.onSessionsEnded(payload)));
+  }
+
+  /** Connected sockets in this process (a socket is removed before its 'disconnect' event). */
+  private countSockets(): void {
+    this.sockets.set({}, this.io.of('/').sockets.size);
+  }
+
+  /** Takes a `subscribe` token; false when the connection has used its burst and rate. */
+  private takeToken(socket: HubSocket): boolean {
+    const now = performance.now();
+    const data = socket.data;
+    data.tokens = Math.min(subscribeBurst, data.tokens + ((now - data.refilledAt) / 1000) * subscribesPerSecond);
+    data.refilledAt = now;
+    if (data.tokens < 1) return false;
+    data.tokens -= 1;
+    return true;
+  }
+
+  /** The report a subscription starts with: from the shared cache (one computation per trader-day). */
+  private report(traderId: string, day: string) {
+    return this.deps.reports ? this.deps.reports.get(traderId, day) : pnlReport(this.deps.db, traderId, day, this.deps.tz);
   }
 
   async close(): Promise<void> {
@@ -99,7 +149,7 @@ export class LiveHub {
   private onConnection(socket: HubSocket): void {
     const user = socket.data.user;
     socket.join(userRoom(user));
-    this.sockets.set({}, this.io.engine.clientsCount);
+    this.countSockets();
     if (this.lastFeed) socket.emit('feed', this.lastFeed);
     // 'disconnecting': the rooms are still known (on 'disconnect' they are gone).
     socket.on('disconnecting', () => {
@@ -109,22 +159,27 @@ export class LiveHub {
       }
       for (const room of socket.rooms) this.recentlyLeft.set(room, now);
     });
-    socket.on('disconnect', () => this.sockets.set({}, this.io.engine.clientsCount));
+    socket.on('disconnect', () => this.countSockets());
     socket.on('subscribe', (input, ack) => {
       if (typeof ack !== 'function') return;
+      if (!this.takeToken(socket)) {
+        const error = `subscribe: rate limit of ${subscribeBurst} at once, then ${subscribesPerSecond} a second per connection; try again later`;
+        socket.emit('error', { event: 'subscribe', message: error });
+        return ack({ ok: false, error });
+      }
       const checked = this.checkSubscription(user, input);
       if (!checked.ok) return ack(checked);
       const { trader_id, delivery_day } = checked.value;
       // Join before reading the snapshot: a deal committed in between is then pushed too (pnl
       // rows are absolute values, so seeing one twice is harmless; missing one is not).
       const room = traderRoom(trader_id, delivery_day);
-      if (!socket.rooms.has(room) && socket.rooms.size > maxSubscriptions) {
+      if (!socket.rooms.has(room) && subscriptionsOf(socket) >= maxSubscriptions) {
         return ack({ ok: false, error: `at most ${maxSubscriptions} subscriptions per connection: unsubscribe from another first` });
       }
       socket.join(room);
       const snapshot = async () => {
         await this.freshness?.settled();
-        return pnlReport(this.deps.db, trader_id, delivery_day, this.deps.tz);
+        return this.report(trader_id, delivery_day);
       };
       snapshot().then((report) => ack({ ok: true, report }), (error: Error) => {
         socket.leave(room);
@@ -185,22 +240,37 @@ export class LiveHub {
       if (this.wanted(traderRoom(hour.trader_id, hour.delivery_day))) this.queue.push(hour);
     }
     tape('recall', event.recalled ?? []);
-    if (this.queue.length && !this.flushScheduled) {
+    if (!this.queue.length) return;
+    if (this.flushScheduled || this.flushRunning) this.busy = true;
+    if (!this.flushScheduled) {
       this.flushScheduled = true;
-      // The first change after a quiet spell goes out on the next tick; under a steady stream the
-      // report queries run at most every pnlIntervalMs, so they never crowd out the ingestion
-      // they report on (one database connection when embedded). Deals above are not delayed.
-      // A round that took long (a trader with many deals today: real-time aggregation reads them)
-      // spaces the next one out further, so reports take at most about a third of the database.
-      const wait = Math.max(0, this.lastFlushAt + Math.max(pnlIntervalMs, 2 * this.lastFlushMs) - performance.now());
+      // Leading edge: the first change after a quiet spell (no change arrived while the last
+      // round was pending or running) goes out on the next tick. In a burst, rounds are spaced
+      // by at least pnlIntervalMs, and a round that took long (a trader with many deals today)
+      // spaces the next one out by twice its cost, so that reports take at most about a third
+      // of the database and never crowd out the ingestion they report on (one database
+      // connection when embedded). Deals above are not delayed.
+      const spacing = this.busy ? Math.max(pnlIntervalMs, 2 * this.lastFlushMs) : 0;
+      const wait = Math.max(0, this.lastFlushAt + spacing - performance.now());
+      this.stats.rounds++;
+      if (!this.busy) this.stats.leading++;
+      this.stats.lastWaitMs = wait;
+      this.busy = false;
       const run = () => {
-        this.flushScheduled = false;
         if (this.closed) return;
+        // Scheduled until it starts: changes meanwhile join this round, not another behind it.
         this.flushing = this.flushing
           .then(async () => {
+            this.flushScheduled = false;
+            this.busy = false; // what arrives from now on is judged against this round
+            this.flushRunning = true;
             this.lastFlushAt = performance.now();
-            await this.flush();
-            this.lastFlushMs = performance.now() - this.lastFlushAt;
+            try {
+              await this.flush();
+            } finally {
+              this.flushRunning = false;
+              this.lastFlushMs = performance.now() - this.lastFlushAt;
+            }
           })
           .catch((error: Error) => this.deps.log.error('live: pnl update failed', { error }));
       };
@@ -223,11 +293,30 @@ export class LiveHub {
       touched.set(key, entry);
     }
     for (const [room, { trader_id, delivery_day, slots }] of touched) {
-      const report = await pnlReport(this.deps.db, trader_id, delivery_day, this.deps.tz);
+      const report = await this.report(trader_id, delivery_day);
       for (const index of [...slots].sort((a, b) => a - b)) {
         this.io.to(room).emit('pnl', { trader_id, delivery_day, hour: report.hours[index]!, total: report.total });
         this.events.inc({ event: 'pnl' });
       }
+    }
+  }
+
+  /** Sign-out ends the streams of that session; disabling ends every stream and cached credential of the user. */
+  private onSessionsEnded(payload: string): void {
+    let event: SessionsEndedEvent;
+    try {
+      event = JSON.parse(payload) as SessionsEndedEvent;
+      if (typeof event?.user_id !== 'number') throw new Error('no user_id');
+    } catch (error) {
+      this.deps.log.warn('live: unreadable sessions_ended payload', { error });
+      return;
+    }
+    if (!event.session) this.deps.auth.forgetUser(event.user_id);
+    for (const socket of this.io.of('/').sockets.values()) {
+      if (socket.data.user?.id !== event.user_id) continue;
+      if (event.session && socket.data.session !== event.session) continue;
+      socket.emit('session_ended', { reason: event.reason });
+      socket.disconnect(true);
     }
   }
 
@@ -244,6 +333,13 @@ export class LiveHub {
     this.io.emit('feed', status);
     this.events.inc({ event: 'feed' });
   }
+}
+
+/** Trader+day rooms of a socket (its own id and user room are not subscriptions). */
+function subscriptionsOf(socket: HubSocket): number {
+  let n = 0;
+  for (const room of socket.rooms) if (room.startsWith('trader:')) n++;
+  return n;
 }
 
 export async function startLiveHub(httpServer: HttpServer, deps: AppDeps, freshness?: PnlFreshness, options?: LiveHubOptions): Promise<LiveHub> {

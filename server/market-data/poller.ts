@@ -11,6 +11,7 @@ import { Counter, type MetricsRegistry } from '../http/metrics';
 import { createLogger, type Logger } from '../log';
 import { dayBounds, hoursOfDay, localDay, pad, type HourSlot } from '../time/market-time';
 import { numberToDecimal } from '../trades/decimal';
+import { channels } from '../live/events';
 import { SlidingWindowLimiter } from './rate-limit';
 
 export interface PollerOptions {
@@ -241,6 +242,9 @@ export class ReferencePoller {
       INSERT INTO reference_prices (delivery_start, delivery_end, delivery_day, value, unit, last_update, observed_at)
       VALUES (${target.start}, ${target.end}, ${target.day}, ${value}, ${answer.unit ?? 'EUR/MWh'}, ${new Date(lastUpdate)}, ${this.clock.now()})
       ON CONFLICT (delivery_start, last_update) DO NOTHING RETURNING 1 AS inserted`);
-    return inserted.length ? 'stored' : 'unchanged';
+    if (!inserted.length) return 'unchanged';
+    // Cached reports of that day carry the old reference price: every process forgets them.
+    await this.db.notify(channels.referencePricesStored, JSON.stringify([target.day]));
+    return 'stored';
   }
 }

@@ -1,10 +1,14 @@
 // What the meter routes share: who may read or write, periods, opaque cursors, output formats
 // and the streamed upload loop.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
 import type { Context } from 'hono';
 import { z } from 'zod';
 import type { User } from '../auth/users';
 import type { AppDeps } from '../http/context';
-import { badRequest, forbidden } from '../http/errors';
+import { ApiError, badRequest, forbidden } from '../http/errors';
 import { Counter } from '../http/metrics';
 import { defaultMeterTz, parseBound } from './meter-time';
 import type { UpsertCounts } from './readings-store';
@@ -70,6 +74,43 @@ export function nextLink(c: Context, cursor: string): string {
   return `${url.pathname}${url.search}`;
 }
 
+/**
+ * A streamed 200 whose chunks come from `chunks`, pulled as the client reads. Everything that
+ * can be refused must be checked before: once the first byte is out the status is sent. A
+ * failure after it errors the body, so the server breaks the connection off (no final chunk):
+ * the client sees a truncated response, never a complete-looking one (a JSON array closed by
+ * its `]`).
+ */
+export function streamChunks(c: Context, contentType: string, chunks: AsyncIterable<string>, log: AppDeps['log']): Response {
+  const iterator = chunks[Symbol.asyncIterator]();
+  const encoder = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const next = await iterator.next();
+        if (next.done) controller.close();
+        else if (next.value) controller.enqueue(encoder.encode(next.value));
+      } catch (error) {
+        log.error('stream broken off after its first byte', { path: c.req.path, error });
+        controller.error(error);
+      }
+    },
+    async cancel() {
+      await iterator.return?.();
+    },
+  });
+  return new Response(body, { status: 200, headers: { 'Content-Type': contentType } });
+}
+
+/** A forged or damaged readings cursor: its position must be an instant as the API writes it, and a direction. */
+export function checkReadingsCursor(after: { at?: unknown; d?: unknown }): { read_at: string; direction: string } {
+  const at = after.at;
+  if (typeof at !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(at) || !Number.isFinite(Date.parse(at)) || (after.d !== 'X' && after.d !== 'I')) {
+    throw badRequest('cursor: damaged; use the "next" link as given');
+  }
+  return { read_at: at, direction: after.d };
+}
+
 export type OutputFormat = 'json' | 'ndjson' | 'csv';
 
 export function outputFormat(c: Context): OutputFormat {
@@ -114,44 +155,126 @@ export function uploadMetrics(deps: AppDeps): Counter {
   return counter;
 }
 
+/** An upload with bad lines: nothing of it was stored. */
+export interface UploadRefusal {
+  status_code: 400;
+  message: string;
+  received: number;
+  rejected: number;
+  errors: { line: number; message: string }[];
+  errors_truncated: boolean;
+}
+
+export const UploadRefusal = z.object({
+  status_code: z.literal(400), message: z.string(),
+  received: z.number().int(), rejected: z.number().int(),
+  errors: z.array(UploadError).meta({ description: `the first ${maxListedErrors} bad lines, each with its number and reason` }),
+  errors_truncated: z.boolean().meta({ description: 'more lines were bad than are listed (`rejected` says how many)' }),
+}).meta({ id: 'UploadRefusal' });
+
 /**
- * Streams the request body through `check`, writing valid rows in batches as they come. Rows
- * already written stay written when a later line is bad: every line gets its own verdict.
+ * Streams the request body through `check`, then writes the valid rows in batches: all or
+ * nothing per upload. Every line is checked before anything is written; with a bad line the
+ * answer lists the bad lines (the first 1000, and how many in all) and nothing is stored. The
+ * valid rows wait in a temporary file (memory holds one batch), so a body of any size costs
+ * linear time and constant memory. A database failure during the writing is a 500 that says how
+ * many rows were stored: uploads replace what they send, so sending the same body again
+ * completes it.
  */
 export async function ingestUpload<T>(
   c: Context,
   columns: { required: readonly string[]; optional?: readonly string[] },
   check: (values: Record<string, unknown>) => T | string,
   write: (rows: T[]) => Promise<UpsertCounts>,
-): Promise<UploadResult> {
+): Promise<UploadResult | UploadRefusal> {
   const format = uploadFormat(c.req.header('content-type'));
   const body = c.req.raw.body;
   if (!body) throw badRequest('body: empty; expected CSV or NDJSON rows');
-  const result: UploadResult = { received: 0, stored: 0, replaced: 0, unchanged: 0, rejected: 0, errors: [], errors_truncated: false };
-  const reject = (line: number, message: string) => {
-    result.rejected++;
-    if (result.errors.length < maxListedErrors) result.errors.push({ line, message });
-    else result.errors_truncated = true;
-  };
-  let pending: T[] = [];
-  const flush = async () => {
-    if (!pending.length) return;
-    const counts = await write(pending);
-    result.stored += counts.stored;
-    result.replaced += counts.replaced;
-    result.unchanged += counts.unchanged;
-    pending = [];
-  };
-  for await (const records of readUpload(body as unknown as AsyncIterable<Uint8Array>, format, columns.required, columns.optional)) {
-    for (const record of records) {
-      result.received++;
-      if (record.error) { reject(record.line, record.error); continue; }
-      const row = check(record.values!);
-      if (typeof row === 'string') reject(record.line, row);
-      else pending.push(row);
+  const refusal: UploadRefusal = { status_code: 400, message: '', received: 0, rejected: 0, errors: [], errors_truncated: false };
+  const spool = new RowSpool<T>(writeBatchRows);
+  try {
+    for await (const records of readUpload(body as unknown as AsyncIterable<Uint8Array>, format, columns.required, columns.optional)) {
+      for (const record of records) {
+        refusal.received++;
+        const row = record.error ?? check(record.values!);
+        if (typeof row === 'string') {
+          refusal.rejected++;
+          if (refusal.errors.length < maxListedErrors) refusal.errors.push({ line: record.line, message: row });
+          else refusal.errors_truncated = true;
+        } else if (!refusal.rejected) {
+          await spool.push(row);
+        }
+      }
     }
-    if (pending.length >= writeBatchRows) await flush();
+    if (refusal.rejected) {
+      const first = refusal.errors[0]!;
+      refusal.message = `${refusal.rejected} of ${refusal.received} lines are invalid; nothing was stored (line ${first.line}: ${first.message}${refusal.rejected > 1 ? '; the others are in errors' : ''})`;
+      return refusal;
+    }
+    const result: UploadResult = { received: refusal.received, stored: 0, replaced: 0, unchanged: 0, rejected: 0, errors: [], errors_truncated: false };
+    try {
+      for await (const batch of spool.batches()) {
+        const counts = await write(batch);
+        result.stored += counts.stored;
+        result.replaced += counts.replaced;
+        result.unchanged += counts.unchanged;
+      }
+    } catch (error) {
+      if (error instanceof ApiError) throw error;
+      throw Object.assign(new Error(`upload: the database refused a batch after ${result.stored + result.replaced + result.unchanged} of ${result.received} rows were written (${(error as Error).message})`), { cause: error, partial: result });
+    }
+    return result;
+  } finally {
+    await spool.close();
   }
-  await flush();
-  return result;
+}
+
+/** Rows kept in memory up to one batch, beyond that in a temporary file, read back in batches. */
+class RowSpool<T> {
+  private memory: T[] = [];
+  private file?: { path: string; handle: fs.FileHandle };
+  private pending = '';
+
+  constructor(private batchRows: number) {}
+
+  async push(row: T): Promise<void> {
+    if (!this.file && this.memory.length < this.batchRows) { this.memory.push(row); return; }
+    if (!this.file) {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'powerdesk-upload-'));
+      const file = path.join(dir, 'rows.ndjson');
+      this.file = { path: file, handle: await fs.open(file, 'w+') };
+      for (const r of this.memory) this.pending += `${JSON.stringify(r)}\n`;
+      this.memory = [];
+    }
+    this.pending += `${JSON.stringify(row)}\n`;
+    if (this.pending.length > 1 << 20) await this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    if (!this.pending) return;
+    await this.file!.handle.write(this.pending);
+    this.pending = '';
+  }
+
+  async *batches(): AsyncGenerator<T[]> {
+    if (!this.file) {
+      if (this.memory.length) yield this.memory;
+      return;
+    }
+    await this.drain();
+    let batch: T[] = [];
+    const input = readline.createInterface({ input: this.file.handle.createReadStream({ start: 0, autoClose: false }), crlfDelay: Infinity });
+    for await (const line of input) {
+      batch.push(JSON.parse(line) as T);
+      if (batch.length >= this.batchRows) { yield batch; batch = []; }
+    }
+    if (batch.length) yield batch;
+  }
+
+  async close(): Promise<void> {
+    if (!this.file) return;
+    await this.file.handle.close().catch(() => {});
+    await fs.rm(path.dirname(this.file.path), { recursive: true, force: true });
+    this.file = undefined;
+  }
 }

@@ -1,6 +1,6 @@
 // Meter time: readings carry their own UTC offset; the algorithm's output (read_date + read_time)
 // is local wall time in METER_TZ; API periods are [from, to) instants or local dates.
-import { hoursOfDay, pad, parseDay, toLocal } from '../time/market-time';
+import { hoursOfDay, pad, parseDay, toLocal, utcMs } from '../time/market-time';
 
 export const defaultMeterTz = 'Pacific/Auckland';
 /** The zone the daily continuous aggregates were created with (sql/0042). */
@@ -19,6 +19,7 @@ export function parseStamp(text: string): { ms: number } | { error: string } {
     return { error: `${JSON.stringify(text)} is not a timestamp like 2018-06-14 00:30:00+12` };
   }
   const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '0'].map(Number) as [number, number, number, number, number, number];
+  if (y < 1) return { error: `${JSON.stringify(text)} is in year 0000, which does not exist (the years go from 1 BC to 0001)` };
   if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h > 23 || mi > 59 || s > 59) return { error: `${JSON.stringify(text)} is not a real date and time` };
   let offsetMin = 0;
   const off = m[8]!;
@@ -30,11 +31,17 @@ export function parseStamp(text: string): { ms: number } | { error: string } {
     offsetMin = (off[0] === '-' ? -1 : 1) * (oh * 60 + om);
   }
   const frac = m[7] ? Math.round(Number(m[7]) * 1000) : 0;
-  return { ms: Date.UTC(y, mo - 1, d, h, mi, s, frac) - offsetMin * 60_000 };
+  const ms = utcMs(y, mo, d, h, mi, s, frac) - offsetMin * 60_000;
+  // Instants are answered in ISO-8601 UTC, which has four-digit years 0001-9999.
+  if (ms < firstInstant || ms > lastInstant) return { error: `${JSON.stringify(text)} is ${ms < firstInstant ? 'before 0001-01-01T00:00:00Z' : 'after 9999-12-31T23:59:59Z'} in UTC, outside the years this API reads and writes` };
+  return { ms };
 }
 
+const firstInstant = utcMs(1, 1, 1);
+const lastInstant = utcMs(9999, 12, 31, 23, 59, 59, 999);
+
 function daysInMonth(y: number, m: number): number {
-  return new Date(Date.UTC(y, m, 0)).getUTCDate();
+  return new Date(utcMs(y, m + 1, 0)).getUTCDate();
 }
 
 const wallCache = new Map<string, number | string>();

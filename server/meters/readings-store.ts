@@ -143,11 +143,24 @@ export async function refreshReadingsDaily(db: Db, fromMs: number, toMs: number)
 
 const dayMs = 86_400_000;
 
+/**
+ * An instant as PostgreSQL reads it, for every year: ISO-8601 writes 1 BC as year 0000 and
+ * 10000 as +010000, which PostgreSQL refuses (a reading of 0001-01-01 00:30+12 is in 1 BC UTC).
+ */
+export function pgInstant(ms: number): string {
+  const d = new Date(ms);
+  const y = d.getUTCFullYear();
+  if (y >= 1 && y <= 9999) return d.toISOString();
+  const two = (n: number) => String(n).padStart(2, '0');
+  const rest = `${two(d.getUTCMonth() + 1)}-${two(d.getUTCDate())} ${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}+00`;
+  return y <= 0 ? `${String(1 - y).padStart(4, '0')}-${rest} BC` : `${y}-${rest}`;
+}
+
 export async function refreshAggregate(db: Db, view: 'meter_readings_daily' | 'match_results_daily', fromMs: number, toMs: number): Promise<void> {
   if (!(toMs > fromMs)) return;
   // Local days start at most 14 h before or 12 h after UTC midnight: one spare day each side.
-  const from = new Date(Math.floor(fromMs / dayMs) * dayMs - dayMs);
-  const to = new Date(Math.ceil(toMs / dayMs) * dayMs + 2 * dayMs);
+  const from = pgInstant(Math.floor(fromMs / dayMs) * dayMs - dayMs);
+  const to = pgInstant(Math.ceil(toMs / dayMs) * dayMs + 2 * dayMs);
   const name = view === 'meter_readings_daily' ? sql`'meter_readings_daily'` : sql`'match_results_daily'`;
   await db.query(sql`CALL refresh_continuous_aggregate(${name}, ${from}::timestamptz, ${to}::timestamptz)`);
 }
@@ -166,7 +179,7 @@ export type ReadingsFormat = 'json' | 'ndjson' | 'csv';
 export interface ReadingsQuery { icp_id: string; from: Date; to: Date; direction?: Direction }
 
 function conditionsOf(q: ReadingsQuery, after?: ReadingKey) {
-  const conditions = [sql`icp_id = ${q.icp_id}`, sql`read_at >= ${q.from}::timestamptz`, sql`read_at < ${q.to}::timestamptz`];
+  const conditions = [sql`icp_id = ${q.icp_id}`, sql`read_at >= ${pgInstant(q.from.getTime())}::timestamptz`, sql`read_at < ${pgInstant(q.to.getTime())}::timestamptz`];
   if (q.direction) conditions.push(sql`direction = ${q.direction}`);
   if (after) conditions.push(sql`read_at >= ${after.read_at}::timestamptz AND (read_at > ${after.read_at}::timestamptz OR direction > ${after.direction})`);
   return sql.join(conditions, sql` AND `);

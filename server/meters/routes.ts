@@ -1,7 +1,6 @@
 // The meter REST API: raw readings for the algorithm, its versioned output (runs, results,
 // publication) and the aggregated views of the current output.
 import { Hono, type Context } from 'hono';
-import { stream } from 'hono/streaming';
 import { z } from 'zod';
 import type { AppDeps, AppEnv } from '../http/context';
 import { badRequest, conflict, notFound } from '../http/errors';
@@ -9,12 +8,12 @@ import { ErrorResponse } from '../http/openapi';
 import { parseBody, parseQuery, readJson } from '../http/validate';
 import { dayBounds, parseDay } from '../time/market-time';
 import {
-  assertMayRead, assertMayWrite, contentTypes, decodeCursor, encodeCursor, ingestUpload, meterTz, nextLink, outputFormat,
-  parseId, parsePeriod, PeriodBound, positiveInt, UploadResult, uploadMetrics,
+  assertMayRead, assertMayWrite, checkReadingsCursor, contentTypes, decodeCursor, encodeCursor, ingestUpload, meterTz, nextLink, outputFormat,
+  parseId, parsePeriod, PeriodBound, positiveInt, streamChunks, UploadRefusal, UploadResult, uploadMetrics,
 } from './http';
 import { parseBound } from './meter-time';
 import { matchesByKey, matchesForIcp, dailyForIcp, diffRuns, buckets, keys } from './matches-query';
-import { checkReading, directions, readingColumns, readingsAfter, readingsText, readingsTextPages, refreshReadingsDaily, upsertReadings } from './readings-store';
+import { checkIcp, checkReading, directions, readingColumns, readingsAfter, readingsText, readingsTextPages, refreshReadingsDaily, upsertReadings } from './readings-store';
 import {
   checkResult, createRun, getRun, ignoredResultColumns, listRuns, publishRun, refreshResultsDaily, resultColumns, roles,
   RunNotDraftError, runStatuses, upsertResults, type Run,
@@ -47,6 +46,14 @@ const ReadingsQuery = z.strictObject({
   cursor: z.string().optional().meta({ description: 'from the previous page\'s next link' }),
 });
 
+/** The ICP of the path, checked like an uploaded one (a %00 or a quote never reaches the database). */
+function icpParam(c: Context): string {
+  const raw = c.req.param('icp_id') ?? '';
+  const icp = checkIcp(raw);
+  if (icp === undefined) throw badRequest(`icp_id: ${JSON.stringify(raw)} must be 1-64 letters, digits, _ or -`);
+  return icp;
+}
+
 export function icpsRoutes(deps: AppDeps): Hono<AppEnv> {
   const { db, openapi } = deps;
   const tz = meterTz(deps);
@@ -60,30 +67,29 @@ export function icpsRoutes(deps: AppDeps): Hono<AppEnv> {
   });
   app.get('/:icp_id/readings', async (c) => {
     assertMayRead(c.get('user'));
-    const icp = c.req.param('icp_id');
+    const icp = icpParam(c);
     const q = parseQuery(c, ReadingsQuery);
     const { from, to } = parsePeriod(q, tz);
     const format = outputFormat(c);
     const base = { icp_id: icp, from, to, direction: q.direction };
     const match = { icp, from: from.toISOString(), to: to.toISOString(), dir: q.direction ?? null };
-    const after = q.cursor ? decodeCursor<{ at: string; d: string }>(q.cursor, 'readings', match) : undefined;
-    if (q.cursor && (typeof after?.at !== 'string' || typeof after.d !== 'string')) throw badRequest('cursor: damaged; use the "next" link as given');
+    const after = q.cursor ? checkReadingsCursor(decodeCursor<{ at?: unknown; d?: unknown }>(q.cursor, 'readings', match)) : undefined;
     c.header('Content-Type', contentTypes[format]);
     const header = format === 'csv' ? `${readingColumns.join(',')}\n` : '';
     if (q.limit !== undefined || after) {
       const limit = q.limit ?? 10_000;
-      const page = await readingsText(db, base, format, limit, after && { read_at: after.at, direction: after.d });
+      const page = await readingsText(db, base, format, limit, after);
       if (page.count === limit && page.last && (await readingsAfter(db, base, page.last))) {
         c.header('Link', `<${nextLink(c, encodeCursor({ k: 'readings', ...match, at: page.last.read_at, d: page.last.direction }))}>; rel="next"`);
       }
       return c.body(format === 'json' ? `[${page.text}]` : header + page.text, 200);
     }
     const pages = readingsTextPages(db, base, format);
-    return stream(c, async (out) => {
-      await out.write(format === 'json' ? '[' : header);
-      for await (const text of pages) await out.write(text);
-      if (format === 'json') await out.write(']');
-    });
+    return streamChunks(c, contentTypes[format], (async function* () {
+      yield format === 'json' ? '[' : header;
+      yield* pages;
+      if (format === 'json') yield ']';
+    })(), deps.log);
   });
 
   // ---- per ICP matches ----
@@ -105,7 +111,7 @@ export function icpsRoutes(deps: AppDeps): Hono<AppEnv> {
     const q = parseQuery(c, MatchesQuery);
     const period = parsePeriod(q, tz);
     if (q.run !== undefined && !(await getRun(db, q.run))) throw notFound(`run: no algorithm run ${q.run}`);
-    return c.json(await matchesForIcp(db, { icp_id: c.req.param('icp_id'), ...period, role: q.role, run: q.run, bucket: q.bucket, tz }));
+    return c.json(await matchesForIcp(db, { icp_id: icpParam(c), ...period, role: q.role, run: q.run, bucket: q.bucket, tz }));
   });
 
   const DailyQuery = z.strictObject({
@@ -120,7 +126,7 @@ export function icpsRoutes(deps: AppDeps): Hono<AppEnv> {
   });
   app.get('/:icp_id/matches/daily', async (c) => {
     assertMayRead(c.get('user'));
-    const icp = c.req.param('icp_id');
+    const icp = icpParam(c);
     const q = parseQuery(c, DailyQuery);
     const cursor = q.cursor ? decodeCursor<{ pin: number; day: string; role: string }>(q.cursor, 'daily', { icp }) : undefined;
     if (cursor && (!Number.isSafeInteger(cursor.pin) || !parseDay(String(cursor.day)) || !(roles as readonly string[]).includes(cursor.role))) throw badRequest('cursor: damaged; use the "next" link as given');
@@ -181,18 +187,17 @@ export function matchesRoutes(deps: AppDeps): Hono<AppEnv> {
     const period = parsePeriod(q, tz);
     if (q.run !== undefined && !(await getRun(db, q.run))) throw notFound(`run: no algorithm run ${q.run}`);
     const pages = matchesByKey(db, { ...period, key: q.key, run: q.run, role: q.role, tz });
-    c.header('Content-Type', contentTypes.json);
-    return stream(c, async (out) => {
+    return streamChunks(c, contentTypes.json, (async function* () {
       let first = true;
-      await out.write('[');
+      yield '[';
       for await (const page of pages) {
         if (!page.length) continue;
         const text = page.map((r) => JSON.stringify(r)).join(',');
-        await out.write(first ? text : `,${text}`);
+        yield first ? text : `,${text}`;
         first = false;
       }
-      await out.write(']');
-    });
+      yield ']';
+    })(), deps.log);
   });
   return app;
 }
@@ -205,9 +210,9 @@ export function meterReadingsRoutes(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   openapi.add({
     method: 'post', path: '/v1/meter-readings', tag: 'meters', summary: 'Upload interval readings (CSV or NDJSON, streamed)',
-    description: 'CSV with the header `read_timestamp,interval_read,energy_flow_direction,icp_id` (any column order), or NDJSON objects with those fields. read_timestamp must carry its UTC offset and start a half-hour interval (:00 or :30 local time in METER_TZ, no seconds). A reading sent again for the same (icp_id, read_timestamp, direction) replaces the stored value. Valid rows are stored in batches as the body streams in; each bad line is reported with its number and reason. No body size limit.',
+    description: 'CSV with the header `read_timestamp,interval_read,energy_flow_direction,icp_id` (any column order), or NDJSON objects with those fields. read_timestamp must carry its UTC offset and start a half-hour interval (:00 or :30 local time in METER_TZ, no seconds). A reading sent again for the same (icp_id, read_timestamp, direction) replaces the stored value. All or nothing: every line is checked first; with any bad line the answer is 400 listing the bad lines by number and reason, and nothing is stored. No body size limit; a line longer than 64 KiB is refused with its number.',
     body: { contentTypes: ['text/csv', 'application/x-ndjson'], description: 'read_timestamp,interval_read,energy_flow_direction,icp_id\\n2018-06-14 00:30:00+12,1.343,X,33' },
-    responses: { 200: { description: 'Counts, and the rejected lines', schema: UploadResult }, 400: { description: 'Wrong content type or CSV header', schema: ErrorResponse }, 403: { description: 'Only service and admin may upload', schema: ErrorResponse } },
+    responses: { 200: { description: 'Counts (every line stored)', schema: UploadResult }, 400: { description: 'Bad lines (listed; nothing stored), or wrong content type or CSV header', schema: UploadRefusal }, 403: { description: 'Only service and admin may upload', schema: ErrorResponse }, 413: { description: 'A line longer than the limit', schema: ErrorResponse } },
   });
   app.post('/', async (c) => {
     assertMayWrite(c.get('user'), 'upload meter readings');
@@ -220,12 +225,19 @@ export function meterReadingsRoutes(deps: AppDeps): Hono<AppEnv> {
       if (typeof row !== 'string') { if (row.ms < lo) lo = row.ms; if (row.ms > hi) hi = row.ms; }
       return row;
     }, (rows) => upsertReadings(db, rows, now, state));
+    if ('status_code' in result) return refuseUpload(c, deps, 'reading', result);
     countUpload(deps, 'reading', result);
     if (result.stored + result.replaced > 0) await refreshReadingsDaily(db, lo, hi + 1);
     log.info('meter readings uploaded', { user: c.get('user').username, ...result, errors: undefined });
     return c.json(result, 200);
   });
   return app;
+}
+
+function refuseUpload(c: Context, deps: AppDeps, kind: string, refusal: UploadRefusal) {
+  uploadMetrics(deps).inc({ kind, outcome: 'rejected' }, refusal.rejected);
+  deps.log.info('meter upload refused', { user: c.get('user').username, kind, received: refusal.received, rejected: refusal.rejected });
+  return c.json(refusal, 400);
 }
 
 function countUpload(deps: AppDeps, kind: string, r: UploadResult) {
@@ -306,19 +318,21 @@ export function algorithmRunsRoutes(deps: AppDeps): Hono<AppEnv> {
     if (run.status !== 'draft') throw conflict(`id: run ${run.id} is published; its results are final (register a new run)`);
     let lo = Infinity;
     let hi = -Infinity;
-    let result: UploadResult;
+    let wrote = false;
+    let result: UploadResult | UploadRefusal;
     try {
       result = await ingestUpload(c, { required: resultColumns, optional: ignoredResultColumns }, (values) => {
         const row = checkResult(values, run, tz);
         if (typeof row !== 'string') { if (row.ms < lo) lo = row.ms; if (row.ms > hi) hi = row.ms; }
         return row;
-      }, (rows) => upsertResults(db, run.id, rows));
+      }, (rows) => { wrote = true; return upsertResults(db, run.id, rows); });
     } catch (error) {
       if (error instanceof RunNotDraftError) throw conflict(`id: run ${run.id} was published during the upload; rows sent before that were stored`);
       throw error;
     } finally {
-      if (hi >= lo) await refreshResultsDaily(db, lo, hi + 1);
+      if (wrote && hi >= lo) await refreshResultsDaily(db, lo, hi + 1);
     }
+    if ('status_code' in result) return refuseUpload(c, deps, 'match_result', result);
     countUpload(deps, 'match_result', result);
     log.info('algorithm results uploaded', { run: run.id, ...result, errors: undefined });
     return c.json(result, 200);
@@ -389,7 +403,7 @@ export function algorithmRunsRoutes(deps: AppDeps): Hono<AppEnv> {
     const a = await loadRun(c, 'a');
     const b = await loadRun(c, 'b');
     const cursor = q.cursor ? decodeCursor<{ icp: string; day: string; role: string }>(q.cursor, 'diff', { a: a.id, b: b.id }) : undefined;
-    if (cursor && (typeof cursor.icp !== 'string' || !parseDay(String(cursor.day)) || typeof cursor.role !== 'string')) throw badRequest('cursor: damaged; use the "next" link as given');
+    if (cursor && (checkIcp(cursor.icp) === undefined || !parseDay(String(cursor.day)) || !(roles as readonly string[]).includes(cursor.role))) throw badRequest('cursor: damaged; use the "next" link as given');
     const limit = q.limit ?? 1000;
     const rows = await diffRuns(db, { a: a.id, b: b.id, tz, after: cursor, limit: limit + 1 });
     const more = rows.length > limit;

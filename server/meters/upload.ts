@@ -2,7 +2,7 @@
 // held in memory. Plain CSV lines are split directly (fast); lines with quotes go through
 // csv-parse. Every record keeps its 1-based line number for error reports.
 import { parse as parseCsvLine } from 'csv-parse/sync';
-import { badRequest } from '../http/errors';
+import { ApiError, badRequest } from '../http/errors';
 
 export type UploadFormat = 'csv' | 'ndjson';
 
@@ -21,18 +21,45 @@ export function uploadFormat(contentType: string | undefined): UploadFormat {
   throw badRequest(`content-type: must be text/csv or application/x-ndjson (got ${JSON.stringify(type || 'none')})`);
 }
 
-/** Lines of a byte stream, decoded as UTF-8, without holding more than one chunk at a time. */
+/** The longest line an upload may have: a reading or result row is under 200 bytes. */
+export const maxLineChars = 64 * 1024;
+
+/**
+ * Lines of a byte stream, decoded as UTF-8, without holding more than one chunk (and one line)
+ * at a time. A line longer than maxLineChars is refused with its number as soon as it is seen:
+ * linear time and bounded memory whatever the body.
+ */
 async function* lines(body: AsyncIterable<Uint8Array>): AsyncGenerator<string[]> {
   const decoder = new TextDecoder('utf-8');
-  let rest = '';
+  let rest: string[] = [];
+  let restLength = 0;
+  let lineNo = 0;
+  const tooLong = () => new ApiError(413, `line ${lineNo + 1}: longer than ${maxLineChars} characters; a row of this upload is a few hundred at most (is the file split into lines with \\n?)`);
   for await (const chunk of body) {
-    const text = rest + decoder.decode(chunk, { stream: true });
+    const text = decoder.decode(chunk, { stream: true });
+    const firstBreak = text.indexOf('\n');
+    if (firstBreak < 0) {
+      rest.push(text);
+      restLength += text.length;
+      if (restLength > maxLineChars) throw tooLong();
+      continue;
+    }
+    if (restLength + firstBreak > maxLineChars) throw tooLong();
     const parts = text.split('\n');
-    rest = parts.pop()!;
-    if (parts.length) yield parts;
+    parts[0] = rest.join('') + parts[0];
+    const last = parts.pop()!;
+    for (const part of parts) {
+      if (part.length > maxLineChars) throw tooLong();
+      lineNo++;
+    }
+    rest = [last];
+    restLength = last.length;
+    if (restLength > maxLineChars) throw tooLong();
+    yield parts;
   }
-  rest += decoder.decode();
-  if (rest.length) yield [rest];
+  const last = rest.join('') + decoder.decode();
+  if (last.length > maxLineChars) throw tooLong();
+  if (last.length) yield [last];
 }
 
 const curly = /^[“”‘’](.*)[“”‘’]$/s;

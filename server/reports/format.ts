@@ -2,6 +2,7 @@
 // kept apart from scripts/report.ts so they can be tested without a terminal.
 import { parseArgs } from 'node:util';
 import type { PnlHourRow, PnlProductRow, PnlReport, PnlTotal, PnlUpdate } from '../live/events';
+import { formatCount, formatMoney, formatMw } from '../format';
 import { parseDay } from '../time/market-time';
 
 export const usage = `usage: npm run report -- --trader ID --day YYYY-MM-DD [--format table|csv|json] [--watch]
@@ -9,9 +10,11 @@ export const usage = `usage: npm run report -- --trader ID --day YYYY-MM-DD [--f
   --trader ID        the trader_id whose PnL to show
   --day YYYY-MM-DD   the local delivery day (market time zone of the server)
   --format F         table (default), csv or json
-  --watch            keep running and redraw on every live update (Ctrl-C to stop)
+  --watch            keep running and show every live update (Ctrl-C to stop); on a terminal
+                     the table is redrawn, otherwise one line per changed hour
 
-environment: API_URL (default http://localhost:8080/v1), API_USER, API_PASSWORD`;
+environment: API_URL, the server (default http://localhost:8080; http://host:8080/v1 means the
+same), API_USER, API_PASSWORD`;
 
 export const formats = ['table', 'csv', 'json'] as const;
 export type Format = (typeof formats)[number];
@@ -44,20 +47,15 @@ export function parseReportArgs(argv: readonly string[]): ParsedArgs {
   return { ok: true, args: { trader: values.trader, day: values.day, format: values.format as Format, watch: values.watch! } };
 }
 
-/** Signed money as the desk reads it: "+ 450", "- 120", "0"; cents only where there are any. */
-export function signed(eur: number): string {
-  if (eur === 0) return '0';
-  const abs = Math.abs(eur);
-  const text = Number.isInteger(abs) ? String(abs) : abs.toFixed(2);
-  return `${eur > 0 ? '+' : '-'} ${text}`;
-}
+/** Signed money as the desk reads it: "+ 450.00", "- 1,120.20", "0.00" (server/format.ts). */
+export const signed = formatMoney;
 
 const headers = ['Hour', 'Number of Trades', 'Total BUY [MW]', 'Total Sell [MW]', 'PnL [Eur]'] as const;
 
 const ansi = { bold: '\x1b[1m', green: '\x1b[32m', red: '\x1b[31m', dim: '\x1b[2m', reset: '\x1b[0m' };
 
 function cells(label: string, row: Pick<PnlProductRow, 'trades' | 'buy_mw' | 'sell_mw' | 'pnl_eur'>): string[] {
-  return [label, String(row.trades), String(row.buy_mw), String(row.sell_mw), signed(row.pnl_eur)];
+  return [label, formatCount(row.trades), formatMw(row.buy_mw), formatMw(row.sell_mw), formatMoney(row.pnl_eur)];
 }
 
 /** Whether to colour: a terminal, and NO_COLOR (https://no-color.org) not set. */

@@ -41,6 +41,7 @@ export class PnlFreshness {
   private unlisten?: () => Promise<void>;
   private timer?: NodeJS.Timeout;
   private materialisedDay?: string;
+  private writeListeners: ((rows: readonly { trader_id: string; delivery_start: Date; delivery_day?: string }[]) => void)[] = [];
   /** Figures for the README and the benchmark. */
   readonly stats = { refreshes: 0, refreshMs: 0, historyMs: 0, refused: 0 };
 
@@ -59,6 +60,11 @@ export class PnlFreshness {
     clearInterval(this.timer);
     await this.unlisten?.();
     await this.tail;
+  }
+
+  /** Told of every afterWrite first, synchronously (the report cache forgets those trader-days). */
+  onWrite(listener: (rows: readonly { trader_id: string; delivery_start: Date; delivery_day?: string }[]) => void): void {
+    this.writeListeners.push(listener);
   }
 
   /** Resolves when every refresh queued so far (including by a notification just heard) is done. */
@@ -97,7 +103,8 @@ export class PnlFreshness {
    * Resolves when that is done (a failure is logged, never thrown: the rows are stored). Rows
    * delivered from the start of today on are never materialised and cost nothing here.
    */
-  afterWrite(rows: readonly { delivery_start: Date }[]): Promise<void> {
+  afterWrite(rows: readonly { trader_id: string; delivery_start: Date; delivery_day?: string }[]): Promise<void> {
+    for (const listener of this.writeListeners) listener(rows);
     return this.track(rows.map((r) => floorHour(r.delivery_start.getTime())));
   }
 

@@ -45,7 +45,18 @@ export function toLocal(instant: Date, tz: string): LocalTime {
   for (const p of formatter(tz).formatToParts(instant)) parts[p.type] = p.value;
   const gmt = parts.timeZoneName ?? 'GMT';
   const offset = gmt === 'GMT' ? '+00:00' : gmt.slice(3);
-  return { day: `${parts.year}-${parts.month}-${parts.day}`, hour: Number(parts.hour), minute: Number(parts.minute), offset };
+  return { day: `${parts.year!.padStart(4, "0")}-${parts.month}-${parts.day}`, hour: Number(parts.hour), minute: Number(parts.minute), offset };
+}
+
+/**
+ * Epoch ms of a UTC calendar time, for every year 0001-9999: Date.UTC takes years 0-99 for
+ * 1900-1999, setUTCFullYear does not.
+ */
+export function utcMs(y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0): number {
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d);
+  date.setUTCHours(h, mi, s, ms);
+  return date.getTime();
 }
 
 /** Parses a YYYY-MM-DD calendar date strictly (no 2023-02-30). */
@@ -53,7 +64,7 @@ export function parseDay(day: string): { y: number; m: number; d: number } | und
   const match = dayPattern.exec(day);
   if (!match) return undefined;
   const [y, m, d] = [Number(match[1]), Number(match[2]), Number(match[3])];
-  const date = new Date(Date.UTC(y, m - 1, d));
+  const date = new Date(utcMs(y, m, d));
   if (date.getUTCFullYear() !== y || date.getUTCMonth() !== m - 1 || date.getUTCDate() !== d) return undefined;
   return { y, m, d };
 }
@@ -68,7 +79,7 @@ export function hoursOfDay(day: string, tz: string): HourSlot[] {
   const parsed = parseDay(day);
   if (!parsed) throw new MarketTimeError(`${JSON.stringify(day)} is not a calendar date YYYY-MM-DD`);
   // The first instant of the local day: scan quarter hours from the earliest possible offset.
-  let t = Date.UTC(parsed.y, parsed.m - 1, parsed.d) - 14 * hourMs;
+  let t = utcMs(parsed.y, parsed.m, parsed.d) - 14 * hourMs;
   while (toLocal(new Date(t), tz).day < day) t += 15 * 60_000;
   const slots: HourSlot[] = [];
   const seen = new Map<number, number>();

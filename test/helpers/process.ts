@@ -17,17 +17,17 @@ export interface ServerProcess {
 }
 
 /** Starts the server and resolves once it listens; rejects with its last log lines if it exits first. */
-export function startServerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
+export function startServerProcess(env: Record<string, string>, timeoutMs = 180_000): Promise<ServerProcess> {
   return startProcess('server/main.ts', env, (entry) => (entry.msg === 'listening' && typeof entry.url === 'string' ? entry.url.replace('localhost', '127.0.0.1') : undefined), timeoutMs);
 }
 
 /** Starts `scripts/gateway.ts` and resolves once it runs. */
-export function startGatewayProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
+export function startGatewayProcess(env: Record<string, string>, timeoutMs = 180_000): Promise<ServerProcess> {
   return startProcess('scripts/gateway.ts', env, (entry) => (entry.msg === 'gateway running' ? 'gateway' : undefined), timeoutMs);
 }
 
 /** Starts `scripts/exchange-sim.ts` with `args`; resolves once it listens (url: its websocket URL, or "amqp"). */
-export function startExchangeSimProcess(args: string[], timeoutMs = 60_000): Promise<ServerProcess> {
+export function startExchangeSimProcess(args: string[], timeoutMs = 180_000): Promise<ServerProcess> {
   return startProcess('scripts/exchange-sim.ts', {}, (entry) => (entry.msg === 'exchange simulator listening' ? String(entry.url ?? entry.transport).replace('localhost', '127.0.0.1') : undefined), timeoutMs, args);
 }
 

@@ -70,7 +70,9 @@ export async function api<T>(path: string, init: RequestInit & { json?: unknown 
   return parsed as T;
 }
 
-export const getSession = () => api<Me>('/v1/session');
+/** GET /v1/session: who is signed in; without a session cookie `{signed_in: false}` (no 401). */
+export type SessionAnswer = (Me & { signed_in: true }) | { signed_in: false };
+export const getSession = () => api<SessionAnswer>('/v1/session');
 export const signIn = (username: string, password: string) => api<Me>('/v1/session', { method: 'POST', json: { username, password } });
 export const signOut = () => api<void>('/v1/session', { method: 'DELETE' });
 

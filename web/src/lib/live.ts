@@ -1,6 +1,6 @@
 // The dashboard's Socket.IO connection, typed by the shared event map (server/live/events.ts).
 import { io, type Socket } from 'socket.io-client';
-import type { ClientToServerEvents, ServerToClientEvents, Subscription } from '$shared/events';
+import type { ClientToServerEvents, PnlReport, ServerToClientEvents, SubscribeAck, Subscription } from '$shared/events';
 
 export type LiveSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -9,12 +9,13 @@ export function connectLive(): LiveSocket {
   return io({ path: '/socket.io', withCredentials: true, reconnectionDelayMax: 5000 });
 }
 
-export function subscribe(socket: LiveSocket, subscription: Subscription): Promise<void> {
+/** Subscribes; resolves with the ack's report, the snapshot that live `pnl` rows then update. */
+export function subscribe(socket: LiveSocket, subscription: Subscription): Promise<PnlReport> {
   return new Promise((resolve, reject) => {
-    socket.timeout(5000).emit('subscribe', subscription, (error: Error | null, ack?: { ok: boolean; error?: string }) => {
+    socket.timeout(5000).emit('subscribe', subscription, (error: Error | null, ack?: SubscribeAck) => {
       if (error) reject(new Error('the live hub did not answer the subscription'));
       else if (!ack?.ok) reject(new Error(ack?.error ?? 'subscription refused'));
-      else resolve();
+      else resolve(ack.report);
     });
   });
 }

@@ -1,0 +1,137 @@
+// Mixed-load benchmark: the exchange feed at a steady rate through the gateway, the live hub and
+// Socket.IO, while N clients read today's PnL report of the traders the deals are for, over and
+// over. Prints deal -> socket.io-client `deal` p50/p99 for each number of readers (0 first, the
+// base), the report p50/p99, and how many report computations served the reads. The traders'
+// day is preloaded with raw trades, so each report computation aggregates many rows (as on a
+// busy desk, where the day is read by real-time aggregation). Everything runs in this process
+// (simulator, gateway, server, clients; PGlite when embedded), so the figures are conservative.
+// `npm run bench:load -- [--rate 500] [--seconds 10] [--readers 0,50] [--today-rows 20000]`
+import { io, type Socket } from 'socket.io-client';
+import { loadConfig } from '../server/config';
+import { sql } from '../server/db';
+import { migrate } from '../server/db/migrate';
+import type { ClientToServerEvents, ServerToClientEvents } from '../server/live/events';
+import { start } from '../server/main';
+import { hoursOfDay, localDay } from '../server/time/market-time';
+import { benchDatabase, percentile, sendAtRate } from './bench-support';
+import { parseOptions } from './cli';
+import { startExchangeSim } from './exchange-sim';
+
+const tz = 'Europe/Berlin';
+const auth = `Basic ${Buffer.from('bench:bench-password').toString('base64')}`;
+const traders = ['trader_1', 'trader_2', 'trader_3', 'trader_4', 'trader_5'];
+
+const columns = [
+  { name: 'id', type: 'text' }, { name: 'trader_id', type: 'text' }, { name: 'direction', type: 'text' },
+  { name: 'price', type: 'numeric' }, { name: 'quantity', type: 'numeric' }, { name: 'delivery_day', type: 'date' },
+  { name: 'delivery_start', type: 'timestamptz' }, { name: 'delivery_end', type: 'timestamptz' },
+  { name: 'execution_time', type: 'timestamptz' }, { name: 'source', type: 'text' },
+];
+
+const ms = (sorted: number[], p: number) => +percentile(sorted, p).toFixed(1);
+
+async function main() {
+  const { values } = parseOptions('bench-load', { options: {
+    rate: { type: 'string', default: '500' }, seconds: { type: 'string', default: '10' },
+    readers: { type: 'string', default: '0,50' }, 'today-rows': { type: 'string', default: '20000' }, warmup: { type: 'string', default: '3' },
+  } });
+  const rate = Number(values.rate);
+  const seconds = Number(values.seconds);
+  const readerCounts = values.readers.split(',').map(Number);
+  const todayRows = Number(values['today-rows']);
+
+  const database = await benchDatabase('load');
+  process.stdout.write(`database: ${database.label}\n`);
+  const db = await database.open();
+  await migrate(db);
+  const today = localDay(new Date(), tz);
+  const slots = hoursOfDay(today, tz);
+  for (const trader of traders) {
+    for (let i = 0; i < todayRows; i += 10_000) {
+      const rows = Array.from({ length: Math.min(10_000, todayRows - i) }, (_, k) => {
+        const j = i + k;
+        const slot = slots[j % slots.length]!;
+        return [`pre-${trader}-${j}`, trader, j % 2 ? 'buy' : 'sell', (30 + (j % 70)).toFixed(2), (1 + (j % 20) / 2).toFixed(1), today, slot.start, slot.end, new Date(slot.start.getTime() - 3_600_000), 'file'];
+      });
+      await db.bulkInsert('trades', columns, rows);
+    }
+  }
+  process.stdout.write(`preloaded ${todayRows} trades for each of ${traders.length} traders today (${today})\n`);
+
+  const sim = await startExchangeSim({ idPrefix: `bload${Date.now().toString(36)}`, traders });
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', ADMIN_USER: 'bench', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'error', EXCHANGE_WS_URL: sim.url });
+  const server = await start(config, { db });
+  const client: Socket<ServerToClientEvents, ClientToServerEvents> = io(server.url, { transports: ['websocket'], extraHeaders: { Authorization: auth } });
+  const results: { readers: number; deal_p50_ms: number; deal_p99_ms: number; report_p50_ms?: number; report_p99_ms?: number; reports?: number; computed?: number }[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => { client.once('connect', () => resolve()); client.once('connect_error', reject); });
+    await sim.waitForClients(1);
+    const subscribed = new Set<string>();
+    const sentAt = new Map<string, number>();
+    const latencies: number[] = [];
+    client.on('deal', (t) => {
+      const at = sentAt.get(t.id);
+      if (at !== undefined) { latencies.push(performance.now() - at); sentAt.delete(t.id); }
+    });
+
+    // Warm-up at the same rate, not measured: connections, first reports, JIT.
+    const phases = [{ readers: 0, warmup: true }, ...readerCounts.map((readers) => ({ readers, warmup: false }))];
+    for (const { readers, warmup } of phases) {
+      if (warmup && !Number(values.warmup)) continue;
+      const phaseSeconds = warmup ? Number(values.warmup) : seconds;
+      const deals = Array.from({ length: rate * phaseSeconds }, () => sim.makeDeal());
+      for (const room of new Set(deals.map((d) => `${d.trader_id}|${d.delivery_day}`))) {
+        if (subscribed.has(room)) continue;
+        const [trader_id, delivery_day] = room.split('|') as [string, string];
+        const ack = await client.timeout(60_000).emitWithAck('subscribe', { trader_id, delivery_day });
+        if (!ack.ok) throw new Error(`subscribe ${room}: ${ack.error}`);
+        subscribed.add(room);
+      }
+      latencies.length = 0;
+      const reportMs: number[] = [];
+      const computedBefore = server.deps.reports!.stats.computed;
+      let stop = false;
+      const reader = async (i: number) => {
+        const url = `${server.url}/v1/reports/pnl?trader_id=${traders[i % traders.length]}&delivery_day=${today}`;
+        while (!stop) {
+          const t0 = performance.now();
+          // A kept-alive connection the server closed while it was busy: once more.
+          const res = await fetch(url, { headers: { authorization: auth } }).catch(() => fetch(url, { headers: { authorization: auth } }));
+          if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+          await res.arrayBuffer();
+          reportMs.push(performance.now() - t0);
+        }
+      };
+      const running = Array.from({ length: readers }, (_, i) => reader(i));
+      await sendAtRate(sim, deals, rate, sentAt);
+      const deadline = Date.now() + 120_000;
+      while (latencies.length < deals.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      stop = true;
+      await Promise.all(running);
+      if (latencies.length < deals.length) throw new Error(`only ${latencies.length} of ${deals.length} deals reached the client`);
+      latencies.sort((a, b) => a - b);
+      reportMs.sort((a, b) => a - b);
+      if (warmup) { process.stdout.write(`warm-up: ${deals.length} deals in ${phaseSeconds} s\n`); continue; }
+      const row = {
+        readers, deal_p50_ms: ms(latencies, 50), deal_p99_ms: ms(latencies, 99),
+        ...(readers ? { report_p50_ms: ms(reportMs, 50), report_p99_ms: ms(reportMs, 99), reports: reportMs.length, computed: server.deps.reports!.stats.computed - computedBefore } : {}),
+      };
+      results.push(row);
+      process.stdout.write(`${rate} deals/s for ${seconds} s, ${readers} report readers: ${JSON.stringify(row)}\n`);
+    }
+    const base = results[0]!;
+    for (const r of results.slice(1)) {
+      process.stdout.write(`${r.readers} readers vs ${base.readers}: deal -> socket.io p50 x${(r.deal_p50_ms / base.deal_p50_ms).toFixed(2)}, p99 x${(r.deal_p99_ms / base.deal_p99_ms).toFixed(2)}; ${r.reports} reports from ${r.computed} computations\n`);
+    }
+    const [count] = await db.query<{ n: number }>(sql`SELECT count(*)::int AS n FROM trades WHERE delivery_day = ${today}::date`);
+    process.stdout.write(`trades for today at the end: ${count!.n}\n`);
+  } finally {
+    client.close();
+    await server.close();
+    await sim.close();
+    await db.close();
+    await database.drop();
+  }
+}
+
+void main().catch((error: Error) => { process.stderr.write(`bench-load: ${error.stack}\n`); process.exit(1); });
