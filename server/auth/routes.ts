@@ -36,7 +36,8 @@ export function signInRoutes(deps: AppDeps): Hono<AppEnv> {
   // Asking "who am I" without any credentials is no failure (a sign-in page asks it): 200
   // {signed_in: false}. Wrong credentials or an ended session are still 401 (sessionRoutes).
   app.get('/', async (c, next) => {
-    if (c.req.header('authorization') || readCookie(c.req.header('cookie') ?? '', sessionCookie)) return next();
+    const token = readCookie(c.req.header('cookie') ?? '', sessionCookie);
+    if (c.req.header('authorization') || token || token === null) return next(); // a malformed cookie (null) too: 401 naming it
     return c.json({ signed_in: false });
   });
   app.post('/', async (c) => {
