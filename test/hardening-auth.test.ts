@@ -169,6 +169,13 @@ describe('cross-site writes', () => {
         if (status === 403) expect((await errorOf(res)).message).toMatch(/^cross-site write refused: (Origin|Sec-Fetch-Site):/);
       }
     }
+    // Behind a proxy that passes the host name without its port (nginx's $host), or names it in X-Forwarded-Host.
+    const body = JSON.stringify(trade({ id: 'cs-proxy-1', trader_id: 'ha_cs' }));
+    const viaProxy = (headers: Record<string, string>) => requestFrom('127.0.0.1', '/v1/trades', { method: 'POST', body, headers: { 'content-type': 'application/json', authorization: basic('admin', 'admin-password'), ...headers } });
+    expect((await viaProxy({ host: 'desk.example', origin: 'http://desk.example:8080' })).status).toBe(200);
+    expect((await viaProxy({ host: '127.0.0.1:1', 'x-forwarded-host': 'desk.example:8080', origin: 'http://desk.example:8080' })).status).toBe(200);
+    expect((await viaProxy({ host: 'desk.example:80', origin: 'http://desk.example:8080' })).status).toBe(403);
+    expect((await viaProxy({ host: 'desk.example', origin: 'http://evil.example' })).status).toBe(403);
     // Signing in from another site (login CSRF) is refused too.
     expect((await signIn('admin', 'admin-password', { origin: 'https://evil.example' })).status).toBe(403);
   });

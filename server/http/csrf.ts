@@ -12,24 +12,30 @@ export const bodyTypes = ['application/json', 'application/x-ndjson', 'applicati
 
 const writes = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-/** Why a write is refused as cross-site, or undefined. */
-export function crossSite(headers: { origin?: string; host?: string; fetchSite?: string }): string | undefined {
+/**
+ * Why a write is refused as cross-site, or undefined. The origin must be this server as the
+ * request names it (`Host`, or `X-Forwarded-Host` from a proxy); a Host without a port (nginx's
+ * `$host`) is matched by host name alone.
+ */
+export function crossSite(headers: { origin?: string; host?: string; forwardedHost?: string; fetchSite?: string }): string | undefined {
   if (headers.fetchSite === 'cross-site') return 'Sec-Fetch-Site: the request comes from another site';
   if (headers.origin === undefined) return undefined;
-  let host: string;
+  let origin: URL;
   try {
-    host = new URL(headers.origin).host;
+    origin = new URL(headers.origin);
   } catch {
     return `Origin: ${JSON.stringify(headers.origin.slice(0, 100))} is not an origin of this server`;
   }
-  if (!headers.host || host.toLowerCase() !== headers.host.toLowerCase()) return `Origin: ${JSON.stringify(headers.origin.slice(0, 100))} is not this server (${headers.host ?? 'no Host'})`;
+  const names = [headers.host, ...(headers.forwardedHost ?? '').split(',')].map((h) => h?.trim().toLowerCase()).filter((h): h is string => !!h);
+  const same = names.some((h) => (/:\d+$/.test(h) ? origin.host.toLowerCase() === h : origin.hostname.toLowerCase() === h));
+  if (!same) return `Origin: ${JSON.stringify(headers.origin.slice(0, 100))} is not this server (${headers.host ?? 'no Host'})`;
   return undefined;
 }
 
 export function writeGuard(): MiddlewareHandler {
   return async (c, next) => {
     if (!writes.has(c.req.method)) return next();
-    const refused = crossSite({ origin: c.req.header('origin'), host: c.req.header('host'), fetchSite: c.req.header('sec-fetch-site') });
+    const refused = crossSite({ origin: c.req.header('origin'), host: c.req.header('host'), forwardedHost: c.req.header('x-forwarded-host'), fetchSite: c.req.header('sec-fetch-site') });
     if (refused) throw new ApiError(403, `cross-site write refused: ${refused}`);
     const length = c.req.header('content-length');
     const hasBody = (length !== undefined && length !== '0') || c.req.header('transfer-encoding') !== undefined;
