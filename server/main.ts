@@ -23,6 +23,10 @@ import { startReferencePoller } from './market-data';
 import { startLiveHub, type LiveHub } from './live/hub';
 import { applyMeterChunkInterval, defaultChunkDays } from './meters/chunks';
 import { startCompressionTask } from './meters/compression';
+import { startHealthGauges } from './http/health-gauges';
+
+/** How long a stopping server lets requests in flight finish before it cuts their connections. */
+const drainGraceMs = 5000;
 
 export interface RunningServer {
   url: string;
@@ -78,12 +82,30 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       reports,
       meterTz: config.METER_TZ,
     };
+    closers.unshift(startHealthGauges({ db, metrics: deps.metrics, clock, log, tz: config.MARKET_TZ, importDeadline: config.IMPORT_DEADLINE }));
     if (config.METER_COMPRESS_EVERY_MINUTES) closers.push(startCompressionTask(db, log, config.METER_COMPRESS_AFTER_DAYS, config.METER_COMPRESS_EVERY_MINUTES));
     const app = createApp(deps);
     const httpServer = await new Promise<Server>((resolve) => {
       const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));
     });
-    closers.unshift(() => new Promise<void>((resolve) => { httpServer.closeAllConnections?.(); httpServer.close(() => resolve()); }));
+    // Draining: from the first step on no new connection (a balancer sends it to another server;
+    // a websocket upgrade accepted now would outlive the closed hub) and no new request on a
+    // kept-alive one; requests in flight finish, up to a grace period after which their
+    // connections are cut. The hub's sockets close meanwhile (Socket.IO waits for this too).
+    const drained = new Promise<void>((resolve) => httpServer.once('close', () => resolve()));
+    let draining: (() => void) | undefined;
+    const stopAccepting = () => {
+      if (draining) return;
+      httpServer.close();
+      const idle = setInterval(() => httpServer.closeIdleConnections?.(), 20);
+      const cut = setTimeout(() => httpServer.closeAllConnections?.(), drainGraceMs);
+      draining = () => { clearInterval(idle); clearTimeout(cut); };
+    };
+    closers.unshift(async () => {
+      stopAccepting();
+      await drained;
+      draining?.();
+    });
     const hub = await startLiveHub(httpServer, deps, freshness);
     closers.unshift(() => hub.close()); // before the HTTP server: sockets first, then connections
     // Background parts, each started only when its env variable is set; closed before the database.
@@ -92,6 +114,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     for (const part of [gateway, await startReferencePoller(config, deps)]) {
       if (part) closers.unshift(() => part.close());
     }
+    closers.unshift(async () => stopAccepting());
     const port = (httpServer.address() as AddressInfo).port;
     const url = `http://localhost:${port}`;
     log.info('listening', { url, docs: `${url}/docs` });

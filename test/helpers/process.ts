@@ -1,6 +1,8 @@
 // The real server (`node --import tsx server/main.ts`) or gateway as its own process, for tests that kill it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import type { Db } from '../../server/db';
+import { serveDb } from './db-host';
 import { adminAuth } from './server';
 
 export interface ServerProcess {
@@ -26,17 +28,24 @@ export function startGatewayProcess(env: Record<string, string>, timeoutMs = 180
   return startProcess('scripts/gateway.ts', env, (entry) => (entry.msg === 'gateway running' ? 'gateway' : undefined), timeoutMs);
 }
 
+/** The server as its own process on `db`, which this process holds (test/helpers/db-host.ts). */
+export function startServerProcessOn(db: Db, env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
+  return startProcess('test/helpers/db-child.ts', env, (entry) => (entry.msg === 'listening' && typeof entry.url === 'string' ? entry.url.replace('localhost', '127.0.0.1') : undefined), timeoutMs, [], db);
+}
+
 /** Starts `scripts/exchange-sim.ts` with `args`; resolves once it listens (url: its websocket URL, or "amqp"). */
 export function startExchangeSimProcess(args: string[], timeoutMs = 180_000): Promise<ServerProcess> {
   return startProcess('scripts/exchange-sim.ts', {}, (entry) => (entry.msg === 'exchange simulator listening' ? String(entry.url ?? entry.transport).replace('localhost', '127.0.0.1') : undefined), timeoutMs, args);
 }
 
-async function startProcess(script: string, env: Record<string, string>, ready: (entry: Record<string, unknown>) => string | undefined, timeoutMs: number, args: string[] = []): Promise<ServerProcess> {
+async function startProcess(script: string, env: Record<string, string>, ready: (entry: Record<string, unknown>) => string | undefined, timeoutMs: number, args: string[] = [], db?: Db): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     cwd: process.cwd(),
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ADMIN_USER: 'admin', ADMIN_PASSWORD: 'admin-password', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: db ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+    serialization: db ? 'advanced' : 'json',
   });
+  if (db) serveDb(db, child);
   const log: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
