@@ -5,6 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { balanceOf } from '../server/accounts/ledger';
+import { cents } from '../server/accounts/money';
 import { addUser, findUser, type Role } from '../server/auth/users';
 import { loadConfig } from '../server/config';
 import { createLogger } from '../server/log';
@@ -16,6 +18,9 @@ const exchangePort = Number(process.env.DEMO_EXCHANGE_PORT ?? 9001);
 const marketPort = Number(process.env.DEMO_MARKET_PORT ?? 9002);
 const dataDir = path.resolve(process.env.DATA_DIR ?? path.join(root, 'data/demo'));
 const rate = process.env.DEMO_RATE ?? '3';
+
+/** EUR each demo trader's account starts with. */
+export const demoFunding = '100000.00';
 
 export const demoUsers: { username: string; password: string; role: Role; trader_id: string | null; what: string }[] = [
   { username: 'lead', password: 'lead-demo-pass', role: 'analyst', trader_id: null, what: 'desk lead: sees every trader (Desk view)' },
@@ -120,6 +125,10 @@ async function main() {
   await simulators;
   for (const user of demoUsers) {
     if (!(await findUser(server.deps.db, user.username))) await addUser(server.deps.db, user);
+    // Traders start with cash to place orders with (once: a restarted demo keeps its ledger).
+    if (user.trader_id && (await balanceOf(server.deps.db, user.trader_id)).updated_at.getTime() === 0) {
+      await server.deps.trading!.cash(user.trader_id, cents(demoFunding), 'demo funding');
+    }
   }
 
   const url = `http://localhost:${server.port}`;
@@ -132,6 +141,7 @@ async function main() {
     '  sign in as    password           sees',
     ...[...demoUsers, { ...admin, what: 'admin: everything' }].map((u) => `  ${u.username.padEnd(14)}${u.password.padEnd(19)}${u.what}`),
     '',
+    `  traders start with ${demoFunding} EUR each to place orders with (Balance, GET /v1/balance)`,
     `  database: ${path.relative(root, dataDir) || dataDir} (embedded)   exchange: ws://localhost:${exchangePort} (${rate} deals/s)   market data: http://localhost:${marketPort}/v1 (values every 20 s)`,
     `  add a user to the demo: stop it (Ctrl-C), then DATA_DIR=${shownDataDir} npm run users -- add NAME --role trader --trader-id ID`,
     '  Ctrl-C stops everything.',

@@ -14,6 +14,8 @@ import { sql } from './db';
 import { reportsRoutes } from './reports/routes';
 import { importsRoutes, reconciliationsRoutes } from './importer/routes';
 import { tradesRoutes } from './trades/routes';
+import { ordersRoutes } from './orders/routes';
+import { accountsRoutes, balanceRoutes, notificationsRoutes, portfolioRoutes, positionsRoutes, transactionsRoutes } from './accounts/routes';
 import { feedRoutes } from './feed/routes';
 import { referencePriceRoutes } from './market-data/routes';
 import { algorithmRunsRoutes, icpsRoutes, matchesRoutes, meterReadingsRoutes, streamedUploads } from './meters/routes';
@@ -35,6 +37,13 @@ export const v1Groups: RouteGroup[] = [
   { path: '/matches', routes: matchesRoutes },
   { path: '/meter-readings', routes: meterReadingsRoutes },
   { path: '/algorithm-runs', routes: algorithmRunsRoutes },
+  { path: '/orders', routes: ordersRoutes },
+  { path: '/accounts', routes: accountsRoutes },
+  { path: '/balance', routes: balanceRoutes },
+  { path: '/positions', routes: positionsRoutes },
+  { path: '/portfolio', routes: portfolioRoutes },
+  { path: '/transactions', routes: transactionsRoutes },
+  { path: '/notifications', routes: notificationsRoutes },
 ];
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {

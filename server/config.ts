@@ -41,6 +41,12 @@ export const ConfigSchema = z.object({
   FEED_BATCH_MAX: z.coerce.number({ error: 'must be an integer from 1 to 10000' }).int({ error: 'must be an integer from 1 to 10000' }).min(1).max(10_000).default(1000),
   FEED_BATCH_MS: millis(0, 10_000, 20),
   FEED_GATE_CLOSURE_MINUTES: z.coerce.number({ error: 'must be a number of minutes from 0 to 1440' }).int({ error: 'must be a number of minutes from 0 to 1440' }).min(0, { error: 'must be a number of minutes from 0 to 1440' }).max(1440, { error: 'must be a number of minutes from 0 to 1440' }).default(5),
+  // Orders and accounts (server/orders, server/accounts).
+  ORDER_GATE_CLOSURE_MINUTES: z.coerce.number({ error: 'must be a number of minutes from 0 to 1440' }).int({ error: 'must be a number of minutes from 0 to 1440' }).min(0, { error: 'must be a number of minutes from 0 to 1440' }).max(1440, { error: 'must be a number of minutes from 0 to 1440' }).default(5),
+  ORDER_MARKET_HOLD_PRICE: z.string().trim().default('9999').refine((v) => /^\d{1,4}(\.\d{1,2})?$/.test(v) && Number(v) > 0 && Number(v) <= 9999, { error: 'must be a price in EUR/MWh above 0 and at most 9999, such as 9999 or 3000.00' }),
+  ORDER_SHORT_LIMIT_MW: z.string().trim().default('0').refine((v) => /^\d{1,6}(\.\d)?$/.test(v), { error: 'must be a number of MW, 0 or more, a multiple of 0.1' }),
+  ORDER_EXPIRY_SWEEP_MS: millis(50, 600_000, 5000),
+  ORDER_DISPATCH_LEASE_MS: millis(100, 600_000, 10_000),
   MARKET_DATA_URL: optionalString.refine((u) => u === undefined || /^https?:\/\/[^\s]+$/.test(u), { error: 'must be an http:// or https:// URL' }),
   MARKET_DATA_PER_MINUTE: z.coerce.number({ error: 'must be a positive integer' }).int().min(1).max(100_000).default(50),
   MARKET_DATA_PER_HOUR: z.coerce.number({ error: 'must be a positive integer' }).int().min(1).max(1_000_000).default(1000),

@@ -23,6 +23,7 @@ import { startReferencePoller } from './market-data';
 import { startLiveHub, type LiveHub } from './live/hub';
 import { applyMeterChunkInterval, defaultChunkDays } from './meters/chunks';
 import { startCompressionTask } from './meters/compression';
+import { createTrading, orderHandlers, startDispatch } from './orders';
 import { startHealthGauges } from './http/health-gauges';
 
 /** How long a stopping server lets requests in flight finish before it cuts their connections. */
@@ -82,6 +83,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       reports,
       meterTz: config.METER_TZ,
     };
+    deps.trading = createTrading(config, deps);
+    closers.unshift(deps.trading.startExpirySweep(config.ORDER_EXPIRY_SWEEP_MS));
     closers.unshift(startHealthGauges({ db, metrics: deps.metrics, clock, log, tz: config.MARKET_TZ, importDeadline: config.IMPORT_DEADLINE }));
     if (config.METER_COMPRESS_EVERY_MINUTES) closers.push(startCompressionTask(db, log, config.METER_COMPRESS_AFTER_DAYS, config.METER_COMPRESS_EVERY_MINUTES));
     const app = createApp(deps);
@@ -110,7 +113,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     closers.unshift(() => hub.close()); // before the HTTP server: sockets first, then connections
     // Background parts, each started only when its env variable is set; closed before the database.
     // Message kinds of other capabilities join the gateway's session here (handlers by kind).
-    const gateway = await startFeedGateway(config, deps, {});
+    const gateway = await startFeedGateway(config, deps, orderHandlers(deps.trading));
+    if (gateway) closers.unshift(await startDispatch(config, deps, deps.trading, gateway));
     for (const part of [gateway, await startReferencePoller(config, deps)]) {
       if (part) closers.unshift(() => part.close());
     }

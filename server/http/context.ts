@@ -4,6 +4,7 @@ import type { User } from '../auth/users';
 import type { Clock } from '../clock';
 import type { Db } from '../db';
 import type { Logger } from '../log';
+import type { Trading } from '../orders/trading';
 import type { ReportCache } from '../reports/cache';
 import type { PnlFreshness } from '../reports/freshness';
 import type { MetricsRegistry } from './metrics';
@@ -26,6 +27,8 @@ export interface AppDeps {
   reports?: ReportCache;
   /** Time zone of meter data's local dates and times (METER_TZ); default Pacific/Auckland. */
   meterTz?: string;
+  /** Orders, holds and accounts (server/orders). */
+  trading?: Trading;
 }
 
 export interface ReadinessCheck {

@@ -2,6 +2,11 @@
 // Socket.IO event names with their payload types, and the NOTIFY channels behind them.
 // Keep this file free of runtime imports from the server (types only): the web app bundles it.
 import type { ApiTrade, RecalledTrade } from '../trades/normalize';
+import type { ApiOrder } from '../orders/model';
+import type { ApiBalance, ApiNotification } from '../orders/events';
+
+/** The Order of GET /v1/orders/{id}, the Balance of GET /v1/balance, an inbox entry (`order`, `balance`, `notification` events). */
+export type { ApiOrder, ApiBalance, ApiNotification };
 
 /**
  * The Trade of the REST API and of `deal` events (price in eurocent/MWh, local start hour, and
@@ -125,6 +130,12 @@ export interface ServerToClientEvents {
   recall: (trade: RecalledTrade) => void;
   /** Gateway status changes. */
   feed: (status: FeedStatus) => void;
+  /** An order of the trader (her sockets and the desk's) after every change. */
+  order: (order: ApiOrder) => void;
+  /** The trader's balance after every change. */
+  balance: (balance: ApiBalance) => void;
+  /** Something the trader is told (also kept for the inbox, GET /v1/notifications). */
+  notification: (notification: ApiNotification) => void;
   /** A request refused without its own ack reaching the point (e.g. the subscribe rate limit), naming the limit. */
   error: (error: { event: string; message: string }) => void;
   /** Sent just before the server disconnects the socket: its session was signed out, or its user disabled. */
@@ -145,6 +156,8 @@ export interface ClientToServerEvents {
 export const channels = {
   tradesStored: 'trades_stored',
   feedStatus: 'feed_status',
+  /** Sent by server/orders/events.ts (payload: a JSON array of TradingEvent). */
+  tradingEvents: 'trading_events',
   /** Sent by server/market-data when new reference prices are stored (payload: JSON array of their delivery days). */
   referencePricesStored: 'reference_prices_stored',
   /** Sent by server/auth/users.ts when a session ends or a user is disabled (payload: SessionsEndedEvent). */

@@ -16,6 +16,7 @@ import { pnlReport } from '../reports/pnl';
 import { dayString, identifier } from '../trades/schema';
 import type { ApiTrade, RecalledTrade } from '../trades/normalize';
 import type { TouchedHour, TradesStoredEvent } from '../trades/store';
+import type { TradingEvent } from '../orders/events';
 import { channels, type ClientToServerEvents, type FeedStatus, type ServerToClientEvents, type SessionsEndedEvent, type Subscription } from './events';
 
 export interface SocketData {
@@ -47,6 +48,9 @@ export const subscribesPerSecond = 5;
 
 export const traderRoom = (traderId: string, day: string) => `trader:${traderId}:${day}`;
 export const userRoom = (user: Pick<User, 'id'>) => `user:${user.id}`;
+/** Every socket of a trader_id's users, and every desk user's (orders, balances, notifications). */
+export const accountRoom = (traderId: string) => `account:${traderId}`;
+export const deskRoom = 'desk';
 
 export interface LiveHubOptions {
   /** How long a dropped client's missed events are kept for connection-state recovery. */
@@ -112,6 +116,7 @@ export class LiveHub {
   async start(): Promise<void> {
     this.unlisteners.push(await this.deps.db.listen(channels.tradesStored, (payload) => this.onTradesStored(payload)));
     this.unlisteners.push(await this.deps.db.listen(channels.feedStatus, (payload) => this.onFeedStatus(payload)));
+    this.unlisteners.push(await this.deps.db.listen(channels.tradingEvents, (payload) => this.onTradingEvents(payload)));
     this.unlisteners.push(await this.deps.db.listen(channels.sessionsEnded, (payload) => this.onSessionsEnded(payload)));
   }
 
@@ -149,6 +154,8 @@ export class LiveHub {
   private onConnection(socket: HubSocket): void {
     const user = socket.data.user;
     socket.join(userRoom(user));
+    if (user.trader_id) socket.join(accountRoom(user.trader_id));
+    if (canSeeDesk(user)) socket.join(deskRoom);
     this.countSockets();
     if (this.lastFeed) socket.emit('feed', this.lastFeed);
     // 'disconnecting': the rooms are still known (on 'disconnect' they are gone).
@@ -298,6 +305,26 @@ export class LiveHub {
         this.io.to(room).emit('pnl', { trader_id, delivery_day, hour: report.hours[index]!, total: report.total });
         this.events.inc({ event: 'pnl' });
       }
+    }
+  }
+
+  /** Orders, balances and notifications: to the trader's sockets and the desk. */
+  private onTradingEvents(payload: string): void {
+    let events: TradingEvent[];
+    try {
+      events = JSON.parse(payload) as TradingEvent[];
+      if (!Array.isArray(events)) throw new Error('not an array of trading events');
+    } catch (error) {
+      this.deps.log.warn('live: unreadable trading_events payload', { error });
+      return;
+    }
+    for (const e of events) {
+      const to = this.io.to([accountRoom(e.trader_id), deskRoom]);
+      if (e.type === 'order') to.emit('order', e.order);
+      else if (e.type === 'balance') to.emit('balance', e.balance);
+      else if (e.type === 'notification') to.emit('notification', e.notification);
+      else continue;
+      this.events.inc({ event: e.type });
     }
   }
 
