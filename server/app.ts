@@ -6,6 +6,7 @@ import { clientAddress, sessionRoutes, signInRoutes } from './auth/routes';
 import { dashboardRoutes } from './dashboard/static';
 import type { AppDeps, AppEnv } from './http/context';
 import { ApiError, errorBody, sendError } from './http/errors';
+import { writeGuard } from './http/csrf';
 import { metricsHandler } from './http/metrics';
 import { docsRoutes } from './http/docs';
 import { pendingMigrations } from './db/migrate';
@@ -88,6 +89,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const limit = bodyLimit({ maxSize: 32 * 1024 * 1024, onError: (c) => c.json(errorBody(413, 'body: larger than 32 MiB'), 413) });
   // Bulk uploads (meter readings, algorithm results) are streamed in batches, never buffered.
   v1.use('*', (c, next) => (c.req.method === 'POST' && streamedUploads.some((p) => p.test(c.req.path)) ? next() : limit(c, next)));
+  v1.use('*', writeGuard()); // no cross-site writes, no bodies a form could send
   v1.get('/openapi.json', (c) => c.json(deps.openapi.document({ version })));
   v1.route('/session', signInRoutes(deps)); // POST /v1/session is the only unauthenticated write
   v1.use('*', async (c, next) => {

@@ -194,7 +194,7 @@ describe('file arrival', () => {
     expect(imported!.import.stored + imported!.import.duplicates).toBe(5001);
     expect((await importsOf(day)).map((r) => r.status)).toEqual(['done', 'failed']);
     expect(await countTrades('growing')).toBe(5001);
-  });
+  }, 90_000); // 200 batches, and the importer's credentials hashed again every 30 s (scrypt N=2^17)
 });
 
 describe('validation', () => {
@@ -346,7 +346,7 @@ describe('resilience', () => {
     expect(result.outcome === 'imported' && result.import.stored + result.import.duplicates).toBe(2000);
     expect(await countTrades('downer')).toBe(2000);
     await relay.down();
-  });
+  }, 90_000);
 
   it('resumes and completes the file when the importer process is killed mid-file and restarted', async () => {
     const dir = await tempDir();

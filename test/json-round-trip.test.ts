@@ -119,7 +119,7 @@ describe.each(targets)('JSON written by the application on %s', (_name, open) =>
     const begun = await beginImport(db, { file_name: 'epex_trades_20230301.csv', sha256: crypto.createHash('sha256').update(id).digest('hex'), size_bytes: 100, trading_day: '2023-03-01' }, new Date());
     const importId = begun.import.id;
     const outcomes = await ingestTrades(db, [file], 'file', tz, new Date());
-    expect(outcomes).toEqual([{ id, status: 'conflict', differences: ['price'] }]);
+    expect(outcomes).toEqual([{ id, status: 'conflict', differences: ['price'], storedTraderId: 'json_recon' }]);
     await recordImportBatch(db, { import_id: importId, first_line: 2, last_line: 2, received: 1, invalid: 0 }, [file], outcomes, tz);
     const [stored] = await db.query<{ differences: string[]; file_trade: Record<string, unknown> }>(sql`SELECT differences, file_trade FROM import_conflicts WHERE import_id = ${importId}`);
     expect(stored).toEqual({ differences: ['price'], file_trade: { ...trade(common), price: 5100, quantity: 12.3 } });

@@ -35,10 +35,10 @@ const dashboardFile = path.resolve('deploy/grafana/dashboards/powerdesk.json');
 const datasourcesFile = path.resolve('deploy/grafana/provisioning/datasources/powerdesk.yml');
 
 /**
- * Metrics the rules use that the order outbox will export; not on /metrics yet. Once the server
+ * Metrics the rules use that the server does not export yet (none today). Once the server
  * exports one, the test fails until it is removed from here.
  */
-const expectedFromTrading = ['powerdesk_orders_outbox_lag_seconds', 'powerdesk_orders_rejected_total'];
+const expectedFromTrading: string[] = [];
 /** Series Prometheus makes itself for every target. */
 const fromPrometheus = ['up'];
 
@@ -109,7 +109,7 @@ describe('the metrics that the rules and the dashboard use, and the dashboard SQ
     return names;
   };
 
-  it('exports every metric named in the alert rules and the dashboard, except the outbox ones named here', async () => {
+  it('exports every metric named in the alert rules and the dashboard, including the order outbox lag and rejects', async () => {
     const used = new Set([...metricNames(fs.readFileSync(rulesFile, 'utf8')), ...targets.flatMap((t) => [...metricNames(t.expr ?? '')])]);
     expect(used.size).toBeGreaterThan(10);
     // Metrics appear with their first use: a trade through the API, a live client, deals from the exchange.
@@ -165,6 +165,43 @@ describe('the metrics that the rules and the dashboard use, and the dashboard SQ
     stop = startHealthGauges({ db, metrics: fresh, clock: { now: () => now }, log: createLogger('silent'), tz, importDeadline: '02:00', everyMs: 50 });
     try {
       await until(async () => { const text = await fresh.render(); return /^powerdesk_import_file_overdue 0$/m.test(text) && /member="ops-a"/.test(text); }, 'the overdue gauge to read 0 once the file is imported');
+    } finally {
+      await stop();
+    }
+  }, 60_000);
+
+  it('reports how far the order outbox is behind and how many orders were rejected, from the database', async () => {
+    const now = new Date('2026-03-10T09:00:00Z');
+    const metrics = new MetricsRegistry();
+    const db = server.deps.db;
+    const order = async (id: string, status: string) => db.query(sql`
+      INSERT INTO orders (id, client_order_id, trader_id, side, type, time_in_force, delivery_day, delivery_start, delivery_end, quantity, limit_price, status, held, held_mw, content, created_at, updated_at)
+      VALUES (${id}::uuid, ${id}, 'ops_gauges', 'buy', 'limit', 'gtc', '2026-03-11', '2026-03-11T09:00:00Z', '2026-03-11T10:00:00Z', 1, 10, ${status}, 0, 0, '{}'::jsonb, ${now}, ${now})`);
+    await db.query(sql`INSERT INTO accounts (trader_id, created_at, updated_at) VALUES ('ops_gauges', ${now}, ${now}) ON CONFLICT DO NOTHING`);
+    await order('00000000-0000-4000-8000-00000000a001', 'rejected');
+    await order('00000000-0000-4000-8000-00000000a002', 'rejected');
+    await order('00000000-0000-4000-8000-00000000a003', 'pending_new');
+    await db.query(sql`INSERT INTO outbox (destination, order_id, frame, created_at) VALUES
+      ('exchange', '00000000-0000-4000-8000-00000000a003'::uuid, '{}'::jsonb, ${new Date(now.getTime() - 45_000)}),
+      ('exchange', '00000000-0000-4000-8000-00000000a003'::uuid, '{}'::jsonb, ${new Date(now.getTime() - 5_000)})`);
+    await db.query(sql`INSERT INTO outbox (destination, order_id, frame, created_at, sent_at) VALUES
+      ('exchange', '00000000-0000-4000-8000-00000000a001'::uuid, '{}'::jsonb, ${new Date(now.getTime() - 600_000)}, ${now})`);
+    const value = async (name: string) => {
+      const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(await metrics.render());
+      return m ? Number(m[1]) : undefined;
+    };
+    const stop = startHealthGauges({ db, metrics, clock: { now: () => now }, log: createLogger('silent'), tz, importDeadline: '02:00', everyMs: 50 });
+    try {
+      // The oldest unsent message is 45 s old (the sent one, older still, does not count).
+      await until(async () => (await value('powerdesk_orders_outbox_lag_seconds')) === 45, 'the outbox lag of the oldest unsent message (45 s)');
+      const [rejected] = await db.query<{ n: number }>(sql`SELECT count(*)::int AS n FROM orders WHERE status = 'rejected'`);
+      expect(rejected!.n).toBeGreaterThanOrEqual(2);
+      expect(await value('powerdesk_orders_rejected_total')).toBe(rejected!.n);
+      // A third rejection is counted once, however many samples see it.
+      await order('00000000-0000-4000-8000-00000000a004', 'rejected');
+      await until(async () => (await value('powerdesk_orders_rejected_total')) === rejected!.n + 1, 'the counter to take the new rejection');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await value('powerdesk_orders_rejected_total')).toBe(rejected!.n + 1);
     } finally {
       await stop();
     }

@@ -9,9 +9,11 @@ import { parseBody, readJson } from '../http/validate';
 import { readCookie, sessionCookie } from './authenticator';
 import { createSession, deleteSession, sessionTtlMs } from './users';
 
+const requiredString = z.string({ error: (i) => (i.input === undefined ? 'is required' : `must be a string (got ${typeof i.input === 'object' ? JSON.stringify(i.input) : typeof i.input})`) }).min(1, { error: 'is required' });
+
 export const SignIn = z.strictObject({
-  username: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
-  password: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
+  username: requiredString,
+  password: requiredString,
 });
 
 export const Me = z
@@ -29,12 +31,13 @@ export function signInRoutes(deps: AppDeps): Hono<AppEnv> {
   deps.openapi.add({
     method: 'post', path: '/v1/session', tag: 'auth', summary: 'Sign in (browser): sets the session cookie', public: true,
     body: { schema: SignIn },
-    responses: { 200: { description: 'Signed in', schema: Me }, 400: { description: 'Missing field', schema: ErrorResponse }, 401: { description: 'Wrong username or password', schema: ErrorResponse }, 429: { description: 'Too many failed attempts', schema: ErrorResponse } },
+    responses: { 200: { description: 'Signed in', schema: Me }, 400: { description: 'Missing or malformed field', schema: ErrorResponse }, 401: { description: 'Wrong username or password', schema: ErrorResponse }, 429: { description: 'Too many failed attempts', schema: ErrorResponse } },
   });
   // Asking "who am I" without any credentials is no failure (a sign-in page asks it): 200
   // {signed_in: false}. Wrong credentials or an ended session are still 401 (sessionRoutes).
   app.get('/', async (c, next) => {
-    if (c.req.header('authorization') || readCookie(c.req.header('cookie') ?? '', sessionCookie)) return next();
+    const token = readCookie(c.req.header('cookie') ?? '', sessionCookie);
+    if (c.req.header('authorization') || token || token === null) return next(); // a malformed cookie (null) too: 401 naming it
     return c.json({ signed_in: false });
   });
   app.post('/', async (c) => {

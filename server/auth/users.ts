@@ -36,7 +36,7 @@ export function canWriteTrades(user: Pick<User, 'role'>): boolean {
 export class UserError extends Error {}
 
 export async function addUser(db: Db, input: { username: string; password: string; role: Role; trader_id?: string | null }): Promise<User> {
-  if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(input.username)) throw new UserError(`username ${JSON.stringify(input.username)} must be 1-64 letters, digits or _ . @ -`);
+  if (!usernamePattern.test(input.username)) throw new UserError(`username ${JSON.stringify(input.username)} must be 1-64 letters, digits or _ . @ -`);
   const problem = passwordProblem(input.password);
   if (problem) throw new UserError(`password ${problem}`);
   if (input.role === 'trader' && !input.trader_id) throw new UserError('a trader needs --trader-id: the trader_id whose trades she sees');
@@ -57,6 +57,13 @@ export async function listUsers(db: Db): Promise<User[]> {
 export async function findUser(db: Db, username: string): Promise<UserWithHash | undefined> {
   const [row] = await db.query<UserWithHash>(sql`SELECT id, username, role, trader_id, disabled_at, created_at, password_hash FROM users WHERE username = ${username}`);
   return row;
+}
+
+/** Usernames as addUser allows them: anything else names no user. */
+export const usernamePattern = /^[A-Za-z0-9_.@-]{1,64}$/;
+
+export async function setPasswordHash(db: Db, id: number, hash: string): Promise<void> {
+  await db.query(sql`UPDATE users SET password_hash = ${hash} WHERE id = ${id}`);
 }
 
 export async function disableUser(db: Db, username: string): Promise<boolean> {

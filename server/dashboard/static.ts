@@ -38,7 +38,12 @@ export function dashboardRoutes(buildDir: string = defaultWebBuildDir): Hono<App
   const root = path.resolve(buildDir);
 
   app.on(['GET', 'HEAD'], '*', async (c) => {
-    const urlPath = decodeURIComponent(c.req.path);
+    let urlPath: string;
+    try {
+      urlPath = decodeURIComponent(c.req.path);
+    } catch {
+      return c.json(errorBody(400, `path: ${JSON.stringify(c.req.path.slice(0, 200))} has a malformed %-escape`), 400);
+    }
     if (serverPaths.test(urlPath)) return c.json(errorBody(404, `no such endpoint: ${c.req.method} ${c.req.path} (see /docs)`), 404);
     const index = path.join(root, 'index.html');
     if (!existsSync(index)) return c.html(notBuiltPage, 503, { 'Cache-Control': 'no-store' });

@@ -110,6 +110,8 @@ export interface SessionEvents {
   down: [reason: string];
   committed: [{ committed: number; messages: number }];
   gap: [{ from: number; to: number }];
+  /** A batch could not be stored (the database failed); it is retried. */
+  store_failed: [{ error: Error; attempt: number }];
 }
 
 export class ExchangeSession extends EventEmitter<SessionEvents> {
@@ -377,6 +379,7 @@ export class ExchangeSession extends EventEmitter<SessionEvents> {
       } catch (error) {
         failures += 1;
         this.log.error('could not store a batch of exchange messages; retrying', { size: batch.length, attempt: failures, error: (error as Error).message });
+        this.emit('store_failed', { error: error as Error, attempt: failures });
         if (this.closing && failures >= 5) {
           this.gaveUp = true;
           return;

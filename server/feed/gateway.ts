@@ -153,7 +153,9 @@ export class FeedGateway extends EventEmitter {
     });
     this.session.on('up', () => this.onUp());
     this.session.on('down', (reason) => this.onDown(reason));
+    this.session.on('store_failed', ({ error }) => this.onStoreFailed(error));
     this.session.on('committed', ({ committed }) => {
+      if (this.storeFailure) this.onStored();
       this.counts.ignored = this.ignoredBefore + this.session.state.ignored;
       this.committedGauge?.set({ member: this.member }, committed);
       void this.saveCounts().catch((error: Error) => this.log.warn('could not save feed counters', { error: error.message }));
@@ -177,6 +179,26 @@ export class FeedGateway extends EventEmitter {
       this.metrics = options.metrics;
     }
     this.on('error', () => {}); // an EventEmitter 'error' without a listener would throw
+  }
+
+  /**
+   * Since when (and why) the database keeps refusing to store what the exchange sent: a database
+   * that is down, not a bad deal (those become dead letters). Retried with backoff; cleared by
+   * the next commit. Shown in /readyz and, where the database can still be read, /v1/feed/status.
+   */
+  storeFailure: { since: Date; error: string; attempts: number } | null = null;
+
+  private onStoreFailed(error: Error): void {
+    const now = this.clock.now();
+    this.storeFailure = { since: this.storeFailure?.since ?? now, error: error.message, attempts: (this.storeFailure?.attempts ?? 0) + 1 };
+    void this.db.query(sql`UPDATE feed_gateways SET store_failing_since = coalesce(store_failing_since, ${now}), store_error = ${error.message} WHERE gateway_id = ${this.gatewayId}`)
+      .then(() => this.publishStatus(), () => {}); // the database may be down: the readiness check still says so
+  }
+
+  private onStored(): void {
+    this.storeFailure = null;
+    void this.db.query(sql`UPDATE feed_gateways SET store_failing_since = NULL, store_error = NULL WHERE gateway_id = ${this.gatewayId}`)
+      .catch((error: Error) => this.log.warn('could not clear the store failure of the gateway', { error: error.message }));
   }
 
   /** Connections opened so far (tests and logs). */
@@ -317,7 +339,19 @@ export class FeedGateway extends EventEmitter {
       if (checked.ok) deals.push({ message: m, row: checked.value });
       else dead.push({ arrival: m.arrival, raw: m.raw, receivedAt: m.receivedAt, reason: checked.message, seq: m.seq });
     }
-    const outcomes: IngestOutcome[] = deals.length ? await ingestTradesIn(tx, deals.map((d) => d.row), 'feed', this.tz, deals[0]!.message.receivedAt) : [];
+    const refused = new Set<number>();
+    const outcomes: IngestOutcome[] = [];
+    if (deals.length) {
+      const all = await this.ingestSplitting(tx, deals, deals[0]!.message.receivedAt);
+      all.forEach((o, i) => {
+        if ('refused' in o) {
+          refused.add(i);
+          const m = deals[i]!.message;
+          dead.push({ arrival: m.arrival, raw: m.raw, receivedAt: m.receivedAt, reason: `${m.kind}: the database refused the deal (${o.refused})`, seq: m.seq });
+        } else outcomes.push(o);
+      });
+      if (refused.size) deals.splice(0, deals.length, ...deals.filter((_d, i) => !refused.has(i)));
+    }
     const conflicts = outcomes.map((o, i) => ({ o, deal: deals[i]! })).filter((c) => c.o.status === 'conflict');
     if (conflicts.length) {
       const stored = await fetchByIds(tx, conflicts.map((c) => c.o.id));
@@ -345,6 +379,22 @@ export class FeedGateway extends EventEmitter {
       }
       this.emit('batch', outcomes);
     };
+  }
+
+  /**
+   * Stores the deals in a savepoint; when the database refuses them for what they contain (a
+   * data or constraint error, not a lost connection), the half that holds the culprit is tried
+   * again, down to the single deal, which comes back refused with the database's reason.
+   */
+  private async ingestSplitting(tx: Queryable, deals: readonly { row: TradeRow }[], receivedAt: Date): Promise<(IngestOutcome | { refused: string })[]> {
+    try {
+      return await withSavepoint(tx, () => ingestTradesIn(tx, deals.map((d) => d.row), 'feed', this.tz, receivedAt));
+    } catch (error) {
+      if (!refusedByDatabase(error)) throw error;
+      if (deals.length === 1) return [{ refused: (error as Error).message }];
+      const half = Math.ceil(deals.length / 2);
+      return [...await this.ingestSplitting(tx, deals.slice(0, half), receivedAt), ...await this.ingestSplitting(tx, deals.slice(half), receivedAt)];
+    }
   }
 
   /** deal_recall: the trade stays, marked recalled; a recall of a deal not stored yet waits for it. */
@@ -462,6 +512,26 @@ export class FeedGateway extends EventEmitter {
     } catch (error) {
       this.log.warn('could not publish the feed status', { error: (error as Error).message });
     }
+  }
+}
+
+/** SQLSTATE classes of a statement the database refuses for its data: 22 data exception, 23 constraint, 54 program limit. */
+export function refusedByDatabase(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(22|23|54)[0-9A-Z]{3}$/.test(code);
+}
+
+/** Runs `fn` in a savepoint of the transaction: a failure undoes only what `fn` did. */
+async function withSavepoint<T>(tx: Queryable, fn: () => Promise<T>): Promise<T> {
+  await tx.query(sql`SAVEPOINT feed_deals`);
+  try {
+    const result = await fn();
+    await tx.query(sql`RELEASE SAVEPOINT feed_deals`);
+    return result;
+  } catch (error) {
+    await tx.query(sql`ROLLBACK TO SAVEPOINT feed_deals`);
+    await tx.query(sql`RELEASE SAVEPOINT feed_deals`);
+    throw error;
   }
 }
 

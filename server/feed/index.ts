@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { Config } from '../config';
 import { redactUrl } from '../exchange/amqp-transport';
 import type { MessageHandlers } from '../exchange/session';
-import type { AppDeps } from '../http/context';
+import type { AppDeps, ReadinessCheck } from '../http/context';
 import { FeedGateway, type GatewayOptions } from './gateway';
 
 export { FeedGateway } from './gateway';
@@ -25,6 +25,18 @@ export function gatewayOptions(config: Config, deps: Pick<AppDeps, 'db' | 'tz' |
   };
 }
 
+/** Ready while the gateway is connected and what it receives gets stored. */
+export function feedReadiness(gateway: FeedGateway, url: string): ReadinessCheck {
+  return {
+    name: 'feed',
+    check: async () => {
+      const failing = gateway.storeFailure;
+      if (failing) return `cannot store exchange messages since ${failing.since.toISOString()} (${failing.attempts} attempts, retrying): ${failing.error}`;
+      return gateway.connected ? undefined : `not connected to the exchange (${redactUrl(url)}) since ${gateway.since?.toISOString() ?? 'start'}`;
+    },
+  };
+}
+
 /**
  * Starts the gateway when EXCHANGE_WS_URL or EXCHANGE_AMQP_URL is set, with a readiness check;
  * undefined otherwise. `handlers` take further message kinds in the transaction of their seq.
@@ -34,9 +46,6 @@ export async function startFeedGateway(config: Config, deps: Pick<AppDeps, 'db' 
   if (!url) return undefined;
   const gateway = new FeedGateway({ ...gatewayOptions(config, deps), handlers });
   await gateway.start();
-  deps.readiness.push({
-    name: 'feed',
-    check: async () => (gateway.connected ? undefined : `not connected to the exchange (${redactUrl(url)}) since ${gateway.since?.toISOString() ?? 'start'}`),
-  });
+  deps.readiness.push(feedReadiness(gateway, url));
   return gateway;
 }

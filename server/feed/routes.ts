@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { sql } from '../db';
 import type { AppDeps, AppEnv } from '../http/context';
 import { canSeeDesk } from '../auth/users';
-import { forbidden } from '../http/errors';
+import { ApiError, forbidden } from '../http/errors';
 import { ErrorResponse } from '../http/openapi';
 import { parseQuery } from '../http/validate';
 import { feedStatus } from './status';
@@ -39,6 +39,8 @@ export const FeedStatusSchema = z
     disconnected_intervals: z.array(z.object({ from: z.string(), to: z.string().nullable() }))
       .meta({ description: "Today's (local market day) intervals in which no gateway was connected; `to` null while still down" }),
     sessions: z.array(SessionStatusSchema).meta({ description: 'The exchange session (protocol version 2) per member' }),
+    store_failures: z.array(z.object({ gateway_id: z.string(), since: z.string().meta({ format: 'date-time' }), error: z.string() }))
+      .meta({ description: 'Running gateways whose database keeps failing to store what the exchange sends (retried; empty when all is stored)' }),
   })
   .meta({ id: 'FeedStatus' });
 
@@ -57,9 +59,14 @@ export function feedRoutes(deps: AppDeps): Hono<AppEnv> {
 
   openapi.add({
     method: 'get', path: '/v1/feed/status', tag: 'feed', summary: 'Exchange gateway status: connection, counts, today\'s outages, the session\'s resume point and gaps',
-    responses: { 200: { description: 'Status', schema: FeedStatusSchema } },
+    responses: { 200: { description: 'Status', schema: FeedStatusSchema }, 503: { description: 'The database cannot be read', schema: ErrorResponse } },
   });
-  app.get('/status', async (c) => c.json(await feedStatus(db, tz, clock.now())));
+  app.get('/status', async (c) => {
+    const status = await feedStatus(db, tz, clock.now()).catch((error: Error) => {
+      throw new ApiError(503, `database: cannot read the feed status (${error.message})`);
+    });
+    return c.json(status);
+  });
 
   openapi.add({
     method: 'get', path: '/v1/feed/dead-letters', tag: 'feed', summary: 'Feed messages that could not be parsed or validated, latest first',

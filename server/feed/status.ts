@@ -33,15 +33,24 @@ interface GatewayRow {
   last_message_at: Date | null;
   seen_at: Date;
   alive: boolean;
+  store_failing_since: Date | null;
+  store_error: string | null;
 }
+
+/** A running gateway that cannot store what the exchange sends (the database fails; it retries). */
+export interface StoreFailure { gateway_id: string; since: string; error: string }
+
+export type FeedStatusWithStore = FeedStatus & { store_failures: StoreFailure[] };
 
 /** Gaps listed per member: today's and every one still open, the latest this many. */
 const maxGaps = 200;
 
-export async function feedStatus(db: Db, tz: string, now: Date, staleMs = defaultStaleMs): Promise<FeedStatus> {
+export async function feedStatus(db: Db, tz: string, now: Date, staleMs = defaultStaleMs): Promise<FeedStatusWithStore> {
   const gateways = await db.query<GatewayRow>(sql`
-    SELECT gateway_id, received, stored, duplicates, conflicts, dead_lettered, recalls, ignored, last_message_at, seen_at, ${alive(staleMs, now)} AS alive
+    SELECT gateway_id, received, stored, duplicates, conflicts, dead_lettered, recalls, ignored, last_message_at, seen_at, store_failing_since, store_error, ${alive(staleMs, now)} AS alive
     FROM feed_gateways g`);
+  const storeFailures = gateways.filter((g) => g.alive && g.store_failing_since)
+    .map((g) => ({ gateway_id: g.gateway_id, since: g.store_failing_since!.toISOString(), error: g.store_error ?? '' }));
   const counts = { received: 0, stored: 0, duplicates: 0, conflicts: 0, dead_lettered: 0, recalls: 0, ignored: 0 };
   let lastMessage: Date | null = null;
   const byId = new Map<string, GatewayRow>();
@@ -60,7 +69,7 @@ export async function feedStatus(db: Db, tz: string, now: Date, staleMs = defaul
     SELECT gateway_id, started_at, ended_at FROM feed_intervals
     WHERE state = 'connected' AND (ended_at IS NULL OR ended_at > ${lookback}) AND started_at <= ${now}
     ORDER BY started_at`);
-  const status: FeedStatus = { connected: false, since: null, last_message_at: lastMessage?.toISOString() ?? null, counts, disconnected_intervals: [], sessions };
+  const status: FeedStatusWithStore = { connected: false, since: null, last_message_at: lastMessage?.toISOString() ?? null, counts, disconnected_intervals: [], sessions, store_failures: storeFailures };
   if (!first?.first) return status;
 
   const blocks: { from: number; to: number; open: boolean }[] = [];

@@ -54,3 +54,45 @@ export function parseBody<S extends z.ZodType>(value: unknown, schema: S, prefix
   if (!parsed.success) throw badRequest(formatIssues(parsed.error.issues, prefix));
   return parsed.data;
 }
+
+export interface BodyLine {
+  /** 1-based line number. */
+  line: number;
+  text: string;
+  /** Set (and text empty) when the line was longer than maxLineChars: it was not kept. */
+  tooLong?: boolean;
+}
+
+/**
+ * The lines of a request body as they arrive, decoded as UTF-8. A line longer than
+ * `maxLineChars` is reported (tooLong) without being held. Every `yieldEvery` lines the event
+ * loop gets a turn, so that a large body does not hold up other requests while it is read.
+ */
+export async function* bodyLines(body: ReadableStream<Uint8Array> | null, options: { maxLineChars: number; yieldEvery?: number }): AsyncGenerator<BodyLine> {
+  if (!body) return;
+  const yieldEvery = options.yieldEvery ?? 256;
+  const decoder = new TextDecoder('utf-8');
+  let rest = '';
+  let skipping = false;
+  let line = 0;
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  const take = (text: string, tooLong: boolean): BodyLine => ({ line: ++line, text: tooLong ? '' : text.endsWith('\r') ? text.slice(0, -1) : text, ...(tooLong ? { tooLong } : {}) });
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    let text = rest + decoder.decode(chunk, { stream: true });
+    let newline = text.indexOf('\n');
+    while (newline >= 0) {
+      yield take(text.slice(0, newline), skipping || newline > options.maxLineChars);
+      skipping = false;
+      if (line % yieldEvery === 0) await turn();
+      text = text.slice(newline + 1);
+      newline = text.indexOf('\n');
+    }
+    if (text.length > options.maxLineChars) {
+      skipping = true;
+      text = '';
+    }
+    rest = text;
+  }
+  rest += decoder.decode();
+  if (rest.length || skipping) yield take(rest, skipping || rest.length > options.maxLineChars);
+}

@@ -6,7 +6,7 @@ import { canSeeDesk, canWriteTrades, type User } from '../auth/users';
 import type { AppDeps, AppEnv } from '../http/context';
 import { ApiError, badRequest, conflict, forbidden } from '../http/errors';
 import { ErrorResponse } from '../http/openapi';
-import { parseQuery, readJson } from '../http/validate';
+import { bodyLines, parseQuery, readJson } from '../http/validate';
 import { mayImport } from '../importer/routes';
 import { assertRunning, ImportStateError, recordImportBatch } from '../importer/store';
 import { checkApiTrade, toApiTrade, type TradeRow } from './normalize';
@@ -58,6 +58,18 @@ function assertMayWrite(user: User, traderId: string): void {
   if (!canSeeDesk(user) && user.trader_id !== traderId) throw forbidden(`trader_id: you may only add trades of your own trader_id ${user.trader_id}`);
 }
 
+/**
+ * A conflict as the caller may learn it: the differing fields only for a caller who may see the
+ * stored trade; anyone else learns that the id is taken, nothing about the trade under it.
+ */
+function conflictMessage(user: User, outcome: IngestOutcome): string {
+  const visible = canSeeDesk(user) || (outcome.storedTraderId !== undefined && outcome.storedTraderId === user.trader_id);
+  return visible ? `trade ${outcome.id} already exists with different ${outcome.differences!.join(', ')}` : `trade id ${outcome.id} is already taken by another trade`;
+}
+
+/** Longest NDJSON line read as a trade (a trade is a few hundred characters). */
+const maxLineChars = 64 * 1024;
+
 export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
   const { db, tz, openapi, metrics, clock } = deps;
   const app = new Hono<AppEnv>();
@@ -98,10 +110,12 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
     responses: {
       200: { description: 'Stored, or already stored with identical content', schema: z.object({ status: z.enum(['stored', 'duplicate']), trade: Trade }) },
       400: { description: 'Invalid trade: the message names the field and the reason', schema: ErrorResponse },
-      409: { description: 'A trade with this id exists with different content', schema: ErrorResponse },
+      403: { description: 'A role that may not add trades, or another trader\'s trade', schema: ErrorResponse },
+      409: { description: 'A trade with this id exists with different content: the fields that differ, for a caller who may see that trade; otherwise only that the id is taken', schema: ErrorResponse },
     },
   });
   app.post('/', async (c) => {
+    if (!canWriteTrades(c.get('user'))) throw forbidden(`role ${c.get('user').role} may not add trades`);
     const body = await readJson(c);
     const checked = checkApiTrade(body, tz);
     if (!checked.ok) {
@@ -112,7 +126,7 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
     const [outcome] = await ingestTrades(db, [checked.value], 'api', tz, clock.now());
     if (outcome!.status === 'stored') await deps.pnlFreshness?.afterWrite([checked.value]); // read-your-writes on every process
     metrics.tradesIngested.inc({ source: 'api', outcome: outcome!.status });
-    if (outcome!.status === 'conflict') throw conflict(`id: trade ${checked.value.id} already exists with different ${outcome!.differences!.join(', ')}`);
+    if (outcome!.status === 'conflict') throw conflict(`id: ${conflictMessage(c.get('user'), outcome!)}`);
     return c.json({ status: outcome!.status, trade: toApiTrade(checked.value, tz) }, 200);
   });
 
@@ -123,46 +137,52 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
     body: { schema: z.array(Trade), contentTypes: ['application/json', 'application/x-ndjson'] },
     responses: {
       200: { description: 'Per-item results', schema: BatchResult }, 400: { description: 'Not a JSON array / NDJSON', schema: ErrorResponse },
-      403: { description: 'source=file by a role other than service or admin', schema: ErrorResponse }, 409: { description: 'import_id is not a running import', schema: ErrorResponse },
-      413: { description: `More than ${maxBatch} trades`, schema: ErrorResponse },
+      403: { description: 'A role that may not add trades (analyst), or source=file by a role other than service or admin', schema: ErrorResponse }, 409: { description: 'import_id is not a running import', schema: ErrorResponse },
+      413: { description: `More than ${maxBatch} trades (NDJSON: refused at the line of trade ${maxBatch + 1}, before the rest is read)`, schema: ErrorResponse },
     },
   });
   app.post('/batch', async (c) => {
     const user = c.get('user');
+    if (!canWriteTrades(user)) throw forbidden(`role ${user.role} may not add trades`);
     const query = parseQuery(c, BatchQuery);
     if (query.source !== 'api' && !mayImport(user)) throw forbidden(`source: role ${user.role} may not store trades as source=${query.source} (service or admin only)`);
     if (query.import_id !== undefined) await assertRunning(db, query.import_id).catch((e) => { throw e instanceof ImportStateError ? conflict(e.message) : e; });
     const ndjson = (c.req.header('content-type') ?? '').includes('ndjson');
     const items: { value?: unknown; line?: number; error?: string }[] = [];
     if (ndjson) {
-      const lines = (await c.req.text()).split('\n');
-      lines.forEach((line, i) => {
-        if (!line.trim()) return;
-        try { items.push({ value: JSON.parse(line), line: i + 1 }); } catch (e) { items.push({ line: i + 1, error: `line ${i + 1}: not valid JSON (${(e as Error).message})` }); }
-      });
+      // Read as it arrives: the 10,001st trade ends the request before anything else is held.
+      for await (const { line, text, tooLong } of bodyLines(c.req.raw.body, { maxLineChars: maxLineChars })) {
+        if (tooLong) { items.push({ line, error: `line ${line}: longer than ${maxLineChars} characters; one trade per line` }); }
+        else if (!text.trim()) continue;
+        else {
+          try { items.push({ value: JSON.parse(text), line }); } catch (e) { items.push({ line, error: `line ${line}: not valid JSON (${(e as Error).message})` }); }
+        }
+        if (items.length > maxBatch) throw new ApiError(413, `body: at most ${maxBatch} trades per batch (line ${line} is trade ${items.length})`);
+      }
     } else {
       const body = await readJson(c);
       if (!Array.isArray(body)) throw badRequest('body: must be a JSON array of trades (or NDJSON with Content-Type: application/x-ndjson)');
+      if (body.length > maxBatch) throw new ApiError(413, `body: at most ${maxBatch} trades per batch (got ${body.length})`);
       for (const value of body) items.push({ value });
     }
-    if (items.length > maxBatch) throw new ApiError(413, `body: at most ${maxBatch} trades per batch (got ${items.length})`);
 
     const results: BatchItem[] = new Array(items.length);
     const valid: { index: number; row: TradeRow }[] = [];
-    items.forEach((item, index) => {
+    for (const [index, item] of items.entries()) {
+      if (index % 500 === 499) await new Promise<void>((resolve) => setImmediate(resolve)); // others get a turn
       const base = { index, ...(item.line ? { line: item.line } : {}) };
       const id = typeof (item.value as { id?: unknown })?.id === 'string' ? (item.value as { id: string }).id : undefined;
-      if (item.error) { results[index] = { ...base, status: 'invalid', message: item.error }; return; }
+      if (item.error) { results[index] = { ...base, status: 'invalid', message: item.error }; continue; }
       const checked = checkApiTrade(item.value, tz);
-      if (!checked.ok) { results[index] = { ...base, id, status: 'invalid', message: checked.message }; return; }
+      if (!checked.ok) { results[index] = { ...base, id, status: 'invalid', message: checked.message }; continue; }
       try {
         assertMayWrite(user, checked.value.trader_id);
       } catch (error) {
         results[index] = { ...base, id, status: 'invalid', message: (error as Error).message };
-        return;
+        continue;
       }
       valid.push({ index, row: checked.value });
-    });
+    }
     const outcomes: IngestOutcome[] = valid.length ? await ingestTrades(db, valid.map((v) => v.row), query.source, tz, clock.now()) : [];
     await deps.pnlFreshness?.afterWrite(valid.filter((_v, i) => outcomes[i]!.status === 'stored').map((v) => v.row));
     outcomes.forEach((o, i) => {
@@ -170,7 +190,7 @@ export function tradesRoutes(deps: AppDeps): Hono<AppEnv> {
       const line = items[index]!.line;
       results[index] = {
         index, ...(line ? { line } : {}), id: o.id, status: o.status,
-        ...(o.status === 'conflict' ? { message: `trade ${o.id} already exists with different ${o.differences!.join(', ')}` } : {}),
+        ...(o.status === 'conflict' ? { message: conflictMessage(user, o) } : {}),
       };
     });
     const count = (s: BatchItem['status']) => results.filter((r) => r.status === s).length;

@@ -7,15 +7,44 @@ import { parseDay } from '../time/market-time';
 
 const printable = /^[\x21-\x7E]+$/;
 
+/** Calendar dates the desk handles: from 1900 (every market zone on standard offsets) to 9999. */
+export const minDay = '1900-01-01';
+export const maxDay = '9999-12-31';
+
 export const dayString = z
   .string({ error: 'must be a date YYYY-MM-DD' })
-  .refine((s) => parseDay(s) !== undefined, { error: (i) => `must be a calendar date YYYY-MM-DD (got ${JSON.stringify(i.input)})` })
+  .refine((s) => parseDay(s) !== undefined, { error: (i) => `must be a calendar date YYYY-MM-DD (got ${JSON.stringify(i.input)})`, abort: true })
+  .refine((s) => s >= minDay && s <= maxDay, { error: (i) => `must be a date from ${minDay} to ${maxDay} (got ${JSON.stringify(i.input)})` })
   .meta({ format: 'date', example: '2023-02-06' });
+
+const instantPattern = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|([+-])(\d{2}):(\d{2}))$/;
+
+/**
+ * An ISO-8601 instant as the database can store it exactly, or why not: a real calendar date and
+ * time of day (no 2023-02-30, no T24:00), an offset within ±23:59, a UTC year from 0001 to 9999,
+ * and no digits finer than the millisecond (a JS Date has no more; finer ones would be dropped).
+ */
+export function instantProblem(s: string): string | undefined {
+  const m = instantPattern.exec(s);
+  if (!m) return 'must be an ISO-8601 date-time with Z or an offset, such as 2023-02-06T06:13:45Z';
+  const [y, mo, d, h, mi, sec = '0', frac = ''] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), m[6], m[7]];
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  const monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1];
+  if (monthDays === undefined || d < 1 || d > monthDays) return `${m[1]}-${m[2]}-${m[3]} is not a calendar date`;
+  if (h > 23 || mi > 59 || Number(sec) > 59) return `${m[4]}:${m[5]}${m[6] ? `:${m[6]}` : ''} is not a time of day (00:00:00 to 23:59:59)`;
+  if (m[10] !== undefined && (Number(m[10]) > 23 || Number(m[11]) > 59)) return `offset ${m[9]}${m[10]}:${m[11]} is not a UTC offset`;
+  if (/[1-9]/.test(frac.slice(3))) return 'must have at most millisecond precision (3 decimal places of seconds)';
+  const ms = Date.parse(s);
+  const year = Number.isNaN(ms) ? NaN : new Date(ms).getUTCFullYear();
+  if (!(year >= 1 && year <= 9999)) return `is outside the years 0001 to 9999 in UTC`;
+  return undefined;
+}
 
 export const utcDateTime = z
   .string({ error: 'must be an ISO-8601 date-time such as 2023-02-06T06:13:45Z' })
-  .refine((s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s)), {
-    error: (i) => `must be an ISO-8601 date-time with Z or an offset, such as 2023-02-06T06:13:45Z (got ${JSON.stringify(i.input)})`,
+  .check((ctx) => {
+    const problem = instantProblem(ctx.value);
+    if (problem) ctx.issues.push({ code: 'custom', message: `${problem} (got ${JSON.stringify(ctx.value)})`, input: ctx.value });
   })
   .meta({ format: 'date-time', example: '2023-02-06T06:13:45Z' });
 
@@ -63,7 +92,7 @@ export const Trade = z
         example: '08:15-08:30',
       }),
     trader_id: identifier('trader id').meta({ example: 'trader_1' }),
-    execution_time: utcDateTime.meta({ description: 'When the exchange executed the deal (UTC).' }),
+    execution_time: utcDateTime.meta({ description: 'When the exchange executed the deal (UTC), at most to the millisecond; years 0001 to 9999 in UTC.' }),
   })
   .meta({ id: 'Trade' });
 

@@ -4,15 +4,19 @@ import type { Db, Queryable } from '../db';
 import { sql } from '../db';
 import { dayBounds } from '../time/market-time';
 import { trimDecimal } from './decimal';
-import { toApiTrade, type ApiTrade, type RecalledTrade, type TradeRow, type TradeSource } from './normalize';
+import { apiProduct, toApiTrade, type ApiTrade, type RecalledTrade, type TradeRow, type TradeSource } from './normalize';
 
 export type IngestStatus = 'stored' | 'duplicate' | 'conflict';
 
 export interface IngestOutcome {
   id: string;
   status: IngestStatus;
-  /** For a conflict: the fields that differ from the stored trade. */
+  /** For a conflict: the API fields that differ from the stored trade. */
   differences?: string[];
+  /** For a conflict: whose trade is stored under the id (a caller who may not see it learns only that the id is taken). */
+  storedTraderId?: string;
+  /** Stored from the exchange in place of a manual entry with the same id (kept in trades_superseded). */
+  superseded?: { trader_id: string; differences: string[] };
 }
 
 /** Channel on which every commit that stored trades is announced (payload: TradesStoredEvent). */
@@ -61,17 +65,30 @@ const tradeColumns = [
   { name: 'after_gate_closure', type: 'boolean' },
 ] as const;
 
-const compared = ['trader_id', 'direction', 'price', 'quantity', 'delivery_start', 'delivery_end', 'execution_time'] as const;
-
-export function differences(a: TradeRow, b: TradeRow): string[] {
-  return compared.filter((field) => {
-    const x = a[field];
-    const y = b[field];
-    if (x instanceof Date && y instanceof Date) return x.getTime() !== y.getTime();
-    if (field === 'price' || field === 'quantity') return trimDecimal(String(x)) !== trimDecimal(String(y));
-    return x !== y;
-  });
+/**
+ * The API fields in which an offered trade differs from the stored one (the delivery product as
+ * delivery_day, delivery_hour and delivery_period, as a client sends it).
+ */
+export function differences(stored: TradeRow, offered: TradeRow, tz: string): string[] {
+  const out: string[] = [];
+  if (stored.trader_id !== offered.trader_id) out.push('trader_id');
+  if (stored.direction !== offered.direction) out.push('direction');
+  if (trimDecimal(String(stored.price)) !== trimDecimal(String(offered.price))) out.push('price');
+  if (trimDecimal(String(stored.quantity)) !== trimDecimal(String(offered.quantity))) out.push('quantity');
+  if (stored.delivery_day !== offered.delivery_day) out.push('delivery_day');
+  if (stored.delivery_start.getTime() !== offered.delivery_start.getTime() || stored.delivery_end.getTime() !== offered.delivery_end.getTime()) {
+    const a = apiProduct(stored.delivery_day, stored.delivery_start, stored.delivery_end, tz);
+    const b = apiProduct(offered.delivery_day, offered.delivery_start, offered.delivery_end, tz);
+    if (a.hour !== b.hour) out.push('delivery_hour');
+    if (a.period !== b.period) out.push('delivery_period');
+    if (stored.delivery_day === offered.delivery_day && a.hour === b.hour && a.period === b.period) out.push('delivery_period');
+  }
+  if (stored.execution_time.getTime() !== offered.execution_time.getTime()) out.push('execution_time');
+  return out;
 }
+
+/** Sources that speak for the exchange: their deal ids are the exchange's own. */
+const exchangeSources: readonly TradeSource[] = ['feed', 'file'];
 
 export async function ingestTrades(db: Db, rows: readonly TradeRow[], source: TradeSource, tz: string, receivedAt: Date): Promise<IngestOutcome[]> {
   return db.transaction((tx) => ingestTradesIn(tx, rows, source, tz, receivedAt));
@@ -80,7 +97,8 @@ export async function ingestTrades(db: Db, rows: readonly TradeRow[], source: Tr
 /** ingestTrades inside the caller's transaction (the exchange session commits its seq with the deals). */
 export async function ingestTradesIn(tx: Queryable, rows: readonly TradeRow[], source: TradeSource, tz: string, receivedAt: Date): Promise<IngestOutcome[]> {
   const outcomes: IngestOutcome[] = new Array(rows.length);
-  // Within one batch the first occurrence of an id is the candidate; repeats compare with it.
+  // Within one batch the first occurrence of an id is the candidate; every other occurrence is
+  // compared with what is stored under the id once the candidate was handled.
   const firstIndex = new Map<string, number>();
   const candidates: TradeRow[] = [];
   rows.forEach((row, i) => {
@@ -98,27 +116,59 @@ export async function ingestTradesIn(tx: Queryable, rows: readonly TradeRow[], s
     ON CONFLICT (id) DO NOTHING
     RETURNING id`);
   const freshIds = new Set(fresh.map((r) => r.id));
-  const toInsert = candidates.filter((r) => freshIds.has(r.id));
+  const existing = candidates.filter((r) => !freshIds.has(r.id));
+  const known: Map<string, TradeRow> = existing.length ? await fetchByIds(tx, existing.map((r) => r.id)) : new Map<string, TradeRow>();
+  // The exchange's confirmation of a deal id wins over a manual entry that used the id first.
+  const replacing: { row: TradeRow; old: StoredRow; diff: string[] }[] = [];
+  for (const row of existing) {
+    const current = known.get(row.id) as StoredRow | undefined;
+    const diff = current ? differences(current, row, tz) : ['id'];
+    const index = firstIndex.get(row.id)!;
+    if (current && diff.length && exchangeSources.includes(source) && current.source === 'api') {
+      replacing.push({ row, old: current, diff });
+      known.set(row.id, row);
+      outcomes[index] = { id: row.id, status: 'stored', superseded: { trader_id: current.trader_id, differences: diff } };
+    } else {
+      outcomes[index] = diff.length ? { id: row.id, status: 'conflict', differences: diff, storedTraderId: current?.trader_id } : { id: row.id, status: 'duplicate' };
+    }
+  }
+  if (replacing.length) await supersede(tx, replacing, source, receivedAt);
+  const toInsert = [...candidates.filter((r) => freshIds.has(r.id)), ...replacing.map((r) => r.row)];
   // A deal the exchange recalled before it arrived is stored as recalled.
   const recalls = toInsert.length ? await pendingRecalls(tx, toInsert.map((r) => r.id)) : new Map<string, { reason: string; recalled_at: Date }>();
   await tx.bulkInsert('trades', tradeColumns, toInsert.map((r) => [r.id, r.trader_id, r.direction, r.price, r.quantity, r.delivery_day, r.delivery_start, r.delivery_end, r.execution_time, source, receivedAt, recalls.get(r.id)?.recalled_at ?? null, r.after_gate_closure ?? false]));
-  const existing = candidates.filter((r) => !freshIds.has(r.id));
-  const known = existing.length ? await fetchByIds(tx, existing.map((r) => r.id)) : new Map<string, TradeRow>();
-  for (const row of existing) {
-    const current = known.get(row.id);
-    const diff = current ? differences(current, row) : ['id'];
-    outcomes[firstIndex.get(row.id)!] = diff.length ? { id: row.id, status: 'conflict', differences: diff } : { id: row.id, status: 'duplicate' };
+  for (const row of toInsert) {
+    known.set(row.id, row);
+    outcomes[firstIndex.get(row.id)!] ??= { id: row.id, status: 'stored' };
   }
-  for (const row of toInsert) outcomes[firstIndex.get(row.id)!] = { id: row.id, status: 'stored' };
-  await announce(tx, source, toInsert.filter((r) => !recalls.has(r.id)), tz, toInsert.filter((r) => recalls.has(r.id)).map((r) => ({ row: r, ...recalls.get(r.id)! })));
+  // A superseded entry leaves its trader's PnL like a recalled deal: listeners refresh its hour.
+  const gone = replacing.map((r) => ({ row: r.old, reason: `superseded by the exchange's deal ${r.row.id} (${source})`, recalled_at: receivedAt }));
+  await announce(tx, source, toInsert.filter((r) => !recalls.has(r.id)), tz, [...toInsert.filter((r) => recalls.has(r.id)).map((r) => ({ row: r, ...recalls.get(r.id)! })), ...gone]);
 
   rows.forEach((row, i) => {
     if (outcomes[i]) return;
-    const first = rows[firstIndex.get(row.id)!]!;
-    const diff = differences(first, row);
-    outcomes[i] = diff.length ? { id: row.id, status: 'conflict', differences: diff } : { id: row.id, status: 'duplicate' };
+    const stored = known.get(row.id)!;
+    const diff = differences(stored, row, tz);
+    outcomes[i] = diff.length ? { id: row.id, status: 'conflict', differences: diff, storedTraderId: stored.trader_id } : { id: row.id, status: 'duplicate' };
   });
   return outcomes;
+}
+
+/** Moves manual entries out of trades (and their key to the exchange's deal), keeping them in trades_superseded. */
+async function supersede(tx: Queryable, replacing: readonly { row: TradeRow; old: StoredRow; diff: string[] }[], source: TradeSource, at: Date): Promise<void> {
+  const ids = replacing.map((r) => r.row.id);
+  await tx.query(sql`
+    WITH k AS (SELECT * FROM unnest(${ids}::text[], ${replacing.map((r) => r.old.delivery_start.toISOString())}::timestamptz[], ${replacing.map((r) => r.row.trader_id)}::text[], ${replacing.map((r) => JSON.stringify(r.diff))}::jsonb[]) AS k(id, delivery_start, exchange_trader_id, diff)),
+    gone AS (DELETE FROM trades t USING k WHERE t.id = k.id AND t.delivery_start = k.delivery_start
+      RETURNING t.id, t.trader_id, t.direction, t.price, t.quantity, t.delivery_day, t.delivery_start, t.delivery_end, t.execution_time, t.source, t.received_at)
+    INSERT INTO trades_superseded (id, trader_id, direction, price, quantity, delivery_day, delivery_start, delivery_end, execution_time, source, received_at, superseded_at, superseded_by, exchange_trader_id, differences)
+    SELECT g.id, g.trader_id, g.direction, g.price, g.quantity, g.delivery_day, g.delivery_start, g.delivery_end, g.execution_time, g.source, g.received_at, ${at}, ${source}, k.exchange_trader_id,
+      ARRAY(SELECT jsonb_array_elements_text(k.diff))
+    FROM gone g JOIN k ON k.id = g.id`);
+  await tx.query(sql`
+    UPDATE trade_keys SET delivery_start = k.delivery_start, first_source = ${source}
+    FROM unnest(${ids}::text[], ${replacing.map((r) => r.row.delivery_start.toISOString())}::timestamptz[]) AS k(id, delivery_start)
+    WHERE trade_keys.id = k.id`);
 }
 
 async function pendingRecalls(tx: Queryable, ids: readonly string[]): Promise<Map<string, { reason: string; recalled_at: Date }>> {
