@@ -1,6 +1,6 @@
 // The dashboard's one way to call the REST API: same-origin cookie, the API's error shape turned
 // into an ApiFailure with the HTTP status (0 when the server cannot be reached).
-import type { ApiTrade, FeedStatus, PnlHourRow, PnlTotal, RecalledTrade } from '$shared/events';
+import type { ApiBalance, ApiNotification, ApiOrder, ApiTrade, FeedStatus, PnlHourRow, PnlTotal, RecalledTrade } from '$shared/events';
 
 export class ApiFailure extends Error {
   constructor(readonly status: number, message: string) {
@@ -108,3 +108,56 @@ export interface Reconciliation {
 
 export const getReconciliations = (day: string) =>
   api<Reconciliation[]>(`/v1/reconciliations?${new URLSearchParams({ day, limit: '20' })}`);
+
+// Trading: orders, the balance, positions and the inbox (server/orders, server/accounts).
+
+export type Order = ApiOrder;
+export type Balance = ApiBalance;
+export type Notification = ApiNotification;
+
+/** A position per delivery product (GET /v1/positions): prices in eurocent/MWh, money in EUR text. */
+export interface Position {
+  delivery_day: string;
+  delivery_hour: number;
+  delivery_period: string;
+  delivery_start: string;
+  delivery_end: string;
+  bought_mw: number;
+  sold_mw: number;
+  net_mw: number;
+  avg_buy_price: number | null;
+  avg_sell_price: number | null;
+  open_buy_mw: number;
+  open_sell_mw: number;
+  ref_price: number | null;
+  realized_eur: string;
+  mtm_eur: string | null;
+  value_eur: string | null;
+}
+
+export interface NewOrder {
+  client_order_id?: string;
+  trader_id?: string;
+  side: 'buy' | 'sell';
+  type: 'limit' | 'market';
+  time_in_force: 'gtc' | 'ioc' | 'fok';
+  delivery_day: string;
+  delivery_hour: number;
+  delivery_period?: string;
+  quantity: number;
+  limit_price?: number;
+}
+
+const traderQuery = (traderId: string, extra: Record<string, string> = {}) => new URLSearchParams({ trader_id: traderId, ...extra });
+
+export const getBalance = (traderId: string) => api<Balance>(`/v1/balance?${traderQuery(traderId)}`);
+export const getOrders = (traderId: string, status: 'open' | 'closed' | 'all' = 'all', limit = 200) =>
+  api<{ orders: Order[]; next_cursor: string | null }>(`/v1/orders?${traderQuery(traderId, { status, limit: String(limit) })}`);
+export const placeOrder = (order: NewOrder) => api<Order>('/v1/orders', { method: 'POST', json: order });
+export const cancelOrder = (id: string) => api<Order>(`/v1/orders/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
+export const modifyOrder = (id: string, changes: { quantity?: number; limit_price?: number }) =>
+  api<Order>(`/v1/orders/${encodeURIComponent(id)}`, { method: 'PATCH', json: changes });
+export const getPositions = (traderId: string, day: string) => api<Position[]>(`/v1/positions?${traderQuery(traderId, { delivery_day: day })}`);
+export const getNotifications = (traderId: string, limit = 50) =>
+  api<{ notifications: Notification[]; unread: number; next_cursor: string | null }>(`/v1/notifications?${traderQuery(traderId, { limit: String(limit) })}`);
+export const readNotification = (id: number) => api<Notification>(`/v1/notifications/${id}/read`, { method: 'POST' });
