@@ -69,7 +69,9 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const freshness = new PnlFreshness(db, config.MARKET_TZ, clock, log);
     await freshness.start();
     closers.unshift(() => freshness.close());
-    const reports = new ReportCache(db, config.MARKET_TZ, { freshness, log });
+    // Finished reports are kept only where no other process can write: an embedded database this
+    // process opened itself (it admits one process at a time).
+    const reports = new ReportCache(db, config.MARKET_TZ, { freshness, log, singleProcess: !options.db && db.kind === 'embedded' });
     await reports.start();
     closers.unshift(() => reports.close());
     const deps: AppDeps = {

@@ -14,6 +14,8 @@ import { openServer } from '../server/db/server';
 import { FeedGateway } from '../server/feed/gateway';
 import { beginImport, finishImport, getReconciliations, reconcileImport, recordImportBatch } from '../server/importer/store';
 import { createRun, getRun } from '../server/meters/runs-store';
+import { Trading } from '../server/orders/trading';
+import { createLogger } from '../server/log';
 import { checkApiTrade, type TradeRow } from '../server/trades/normalize';
 import { ingestTrades } from '../server/trades/store';
 import { freshSchema, freshTimescaleDatabase } from './helpers/databases';
@@ -83,6 +85,21 @@ describe.each(targets)('JSON written by the application on %s', (_name, open) =>
     expect((await getRun(db, created.id))!.params).toEqual(params);
     expect(await typesOf(db, sql`SELECT jsonb_typeof(params) AS t FROM algorithm_runs WHERE id = ${created.id}`)).toEqual(['object']);
     cover('algorithm_runs', 'params');
+  });
+
+  run('keeps an order\'s content and its message to the exchange as objects', async (db) => {
+    const trading = new Trading({ db, tz, clock: { now: () => new Date('2031-01-10T09:00:00Z') }, log: createLogger('silent'), gateClosureMinutes: 5, marketHoldPrice: '9999', shortLimitMw: '0' });
+    const trader = `json_o_${crypto.randomBytes(3).toString('hex')}`;
+    await trading.cash(trader, 100_000n, 'json test');
+    const { order } = await trading.place({ trader_id: trader, client_order_id: `${trader}-1`, side: 'buy', type: 'limit', time_in_force: 'gtc', delivery_day: '2031-01-11', delivery_hour: 8, quantity: 1.5, limit_price: 4250 });
+    const [stored] = await db.query<{ content: Record<string, unknown>; frame: Record<string, unknown> }>(sql`
+      SELECT o.content, x.frame FROM orders o JOIN outbox x ON x.order_id = o.id AND x.destination = 'exchange' WHERE o.id = ${order.id}::uuid`);
+    expect(stored!.content).toMatchObject({ side: 'buy', type: 'limit', quantity: '1.5' });
+    expect(stored!.frame).toMatchObject({ order_new: { client_order_id: order.id, trader_id: trader, side: 'buy', quantity: 1.5 } });
+    expect(await typesOf(db, sql`SELECT jsonb_typeof(content) AS t FROM orders WHERE id = ${order.id}::uuid`)).toEqual(['object']);
+    expect(await typesOf(db, sql`SELECT jsonb_typeof(frame) AS t FROM outbox WHERE order_id = ${order.id}::uuid AND destination = 'exchange'`)).toEqual(['object']);
+    cover('orders', 'content');
+    cover('outbox', 'frame');
   });
 
   run('keeps both versions of a feed conflict as objects', async (db) => {

@@ -9,6 +9,13 @@
 // those commits): however fast the commits, a trader-day costs at most one computation running
 // and one waiting. Computations run one at a time, so report readers never hold more than one
 // query in the database's queue ahead of ingestion (the embedded database has one connection).
+//
+// Keeping finished reports (and joining a computation already sent) is only right where every
+// write is seen at once: one process on its own embedded database (`singleProcess`). Where other
+// processes may write (a database server, or a database shared in tests), a write answered there
+// may not have been announced here yet, so a reader only ever joins a computation whose query is
+// not yet sent: it still shares one computation with every reader that comes while another runs,
+// and what it gets includes every write answered before it asked.
 import type { Queryable } from '../db';
 import type { Db } from '../db';
 import { channels, type PnlReport } from '../live/events';
@@ -40,7 +47,7 @@ export class ReportCache {
   constructor(
     private db: Db | Queryable,
     private tz: string,
-    private options: { freshness?: PnlFreshness; log?: Logger; maxEntries?: number } = {},
+    private options: { freshness?: PnlFreshness; log?: Logger; maxEntries?: number; singleProcess?: boolean } = {},
   ) {
     options.freshness?.onWrite((rows) => this.invalidateRows(rows));
   }
@@ -61,7 +68,7 @@ export class ReportCache {
   async get(traderId: string, day: string): Promise<PnlReport> {
     const k = key(traderId, day);
     const cached = this.entries.get(k);
-    if (cached) {
+    if (cached && (this.options.singleProcess || !cached.started)) {
       if (cached.done) this.stats.hits++;
       else this.stats.joined++;
       // Most recently used last: the oldest are dropped first.
