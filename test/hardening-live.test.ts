@@ -167,7 +167,8 @@ describe('reports: one computation for many readers, exact per commit', () => {
     expect((await subscribe(c, { trader_id: 'hl_rita', delivery_day: day })).ok).toBe(true);
     const hub = a.hub;
     for (let i = 0; i < 3; i++) {
-      // Quiet: the previous round is done and nothing arrived while it ran.
+      // Quiet: the previous round is done, nothing arrived while it ran, and twice its cost has passed.
+      await until(() => performance.now() >= hub.quietAt, 'a quiet spell after the last round');
       const row = new Promise<PnlUpdate>((resolve) => c.once('pnl', resolve));
       const rounds = hub.stats.rounds;
       const leading = hub.stats.leading;

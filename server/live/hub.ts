@@ -79,6 +79,11 @@ export class LiveHub {
   /** Whether a change arrived while a PnL round was pending or running: a burst, coalesce. */
   private busy = false;
   private flushRunning = false;
+  /** When a change goes out without delay, if none arrives while a round runs (performance.now() time). */
+  get quietAt(): number {
+    return this.lastFlushAt + 2 * this.lastFlushMs;
+  }
+
   /** PnL rounds scheduled, those scheduled after a quiet spell (leading edge: on the next tick), and the last deliberate delay. */
   readonly stats = { rounds: 0, leading: 0, lastWaitMs: 0 };
 
@@ -252,12 +257,13 @@ export class LiveHub {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Leading edge: the first change after a quiet spell (no change arrived while the last
-      // round was pending or running) goes out on the next tick. In a burst, rounds are spaced
-      // by at least pnlIntervalMs, and a round that took long (a trader with many deals today)
-      // spaces the next one out by twice its cost, so that reports take at most about a third
-      // of the database and never crowd out the ingestion they report on (one database
-      // connection when embedded). Deals above are not delayed.
-      const spacing = this.busy ? Math.max(pnlIntervalMs, 2 * this.lastFlushMs) : 0;
+      // round was pending or running, and twice that round's cost has passed since it started)
+      // goes out on the next tick. In a burst, rounds are spaced by at least pnlIntervalMs. Either
+      // way a round waits for twice the cost of the one before (a trader with many deals today),
+      // so that reports take at most about a third of the database and never crowd out the
+      // ingestion they report on (one database connection when embedded), even when changes
+      // come just after each round ends. Deals above are not delayed.
+      const spacing = this.busy ? Math.max(pnlIntervalMs, 2 * this.lastFlushMs) : 2 * this.lastFlushMs;
       const wait = Math.max(0, this.lastFlushAt + spacing - performance.now());
       this.stats.rounds++;
       if (!this.busy) this.stats.leading++;
