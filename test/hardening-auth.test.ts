@@ -59,6 +59,23 @@ describe('failed-login limit', () => {
     expect((await server.request('/v1/session', { auth: basic('basic_guessed', 'basic-password') })).status).toBe(429);
   }, 120_000);
 
+  it('lets 50 parallel first requests with the right Basic credentials through, checked once', async () => {
+    await addUser(server.deps.db, { username: 'parallel', password: 'parallel-password', role: 'trader', trader_id: 'ha_parallel' });
+    const auth = server.deps.auth;
+    const queued = auth.hashes.pending;
+    const answers = Promise.all(Array.from({ length: 50 }, () => server.request('/v1/session', { auth: basic('parallel', 'parallel-password') })));
+    // All fifty share one check: never more than one hash of these credentials queued or running.
+    const seen: number[] = [];
+    const watch = setInterval(() => seen.push(auth.hashes.pending - queued), 1);
+    const statuses = (await answers).map((r) => r.status);
+    clearInterval(watch);
+    expect(statuses).toEqual(statuses.map(() => 200));
+    expect(Math.max(0, ...seen)).toBeLessThanOrEqual(1);
+    // And no failure was left reserved: wrong guesses still get their ten tries.
+    const wrong = await Promise.all(Array.from({ length: 12 }, (_, i) => server.request('/v1/session', { auth: basic('parallel', `wrong-${i}`) })));
+    expect(wrong.filter((r) => r.status === 401)).toHaveLength(10);
+  }, 120_000);
+
   it('lets a real sign-in from another address through ahead of a burst of bogus ones', async () => {
     const finished: string[] = [];
     const burst = Array.from({ length: 16 }, (_, i) => requestFrom('127.0.0.2', '/v1/session', {

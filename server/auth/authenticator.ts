@@ -29,6 +29,7 @@ export interface AuthenticatorOptions {
 
 export class Authenticator {
   private failures = new Map<string, { count: number; first: number }>();
+  private inFlight = new Map<string, Promise<AuthResult>>();
   private verified = new Map<string, { user: User; until: number }>();
   private readonly maxFailures: number;
   private readonly windowMs: number;
@@ -88,7 +89,17 @@ export class Authenticator {
     }
     const cached = this.verified.get(cacheKey);
     if (cached && cached.until > now) return { ok: true, user: cached.user };
+    // The same credentials from the same address already being checked (a page's parallel first
+    // requests): one check, one reserved failure, for all of them. Different guesses each count.
+    const flightKey = `${limitKey}\0${cacheKey}`;
+    const inFlight = this.inFlight.get(flightKey);
+    if (inFlight) return inFlight;
+    const attempt = this.check(username, password, address, limitKey, cacheKey, entry, now).finally(() => this.inFlight.delete(flightKey));
+    this.inFlight.set(flightKey, attempt);
+    return attempt;
+  }
 
+  private async check(username: string, password: string, address: string, limitKey: string, cacheKey: string, entry: { count: number; first: number } | undefined, now: number): Promise<AuthResult> {
     // Reserve a failure now; a success gives it back.
     if (!entry) {
       entry = { count: 0, first: now };
