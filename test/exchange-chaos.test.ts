@@ -14,22 +14,12 @@ import { amqpUrl, deleteTopology, uniquePrefix } from './helpers/amqp';
 import { startServerProcess, type ServerProcess } from './helpers/process';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy';
 import { until } from './helpers/wait';
+import { seededRandom as seeded } from '../scripts/sim/random';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => { while (cleanup.length) await cleanup.pop()!().catch(() => {}); });
 afterAll(async () => { while (cleanup.length) await cleanup.pop()!().catch(() => {}); });
 
-/** A small seeded generator (mulberry32): the same seed, the same chaos. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const deals = 20_000;
 const ratePerSecond = 2500;
