@@ -44,19 +44,23 @@ const health = createServer((req, res) => {
   reply(404, { status_code: 404, message: 'only /healthz and /readyz here' });
 });
 
-health.listen(config.IMPORTER_PORT, config.HOST, () => {
-  log.info('importer health endpoints', { url: `http://localhost:${(health.address() as AddressInfo).port}/readyz` });
-});
-await importer.start();
-
+// The handlers come first: a supervisor may stop the importer while it is still starting.
 let stopping = false;
+let starting: Promise<void> = Promise.resolve();
 const stop = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   log.info('stopping', { signal });
+  await starting.catch(() => undefined);
   await importer.stop();
   health.close();
   process.exit(0);
 };
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('SIGTERM', () => void stop('SIGTERM'));
+
+health.listen(config.IMPORTER_PORT, config.HOST, () => {
+  log.info('importer health endpoints', { url: `http://localhost:${(health.address() as AddressInfo).port}/readyz` });
+});
+starting = importer.start();
+await starting;

@@ -181,9 +181,12 @@ describe('the metrics that the rules and the dashboard use, and the dashboard SQ
     await order('00000000-0000-4000-8000-00000000a001', 'rejected');
     await order('00000000-0000-4000-8000-00000000a002', 'rejected');
     await order('00000000-0000-4000-8000-00000000a003', 'pending_new');
-    await db.query(sql`INSERT INTO outbox (destination, order_id, frame, created_at) VALUES
-      ('exchange', '00000000-0000-4000-8000-00000000a003'::uuid, '{}'::jsonb, ${new Date(now.getTime() - 45_000)}),
-      ('exchange', '00000000-0000-4000-8000-00000000a003'::uuid, '{}'::jsonb, ${new Date(now.getTime() - 5_000)})`);
+    // Claimed by a dispatcher that has not sent them yet: the server's own dispatcher, which runs
+    // here, leaves them alone until that claim runs out, so the lag stays what these rows say.
+    const claimedUntil = new Date(Date.now() + 3_600_000);
+    await db.query(sql`INSERT INTO outbox (destination, order_id, frame, created_at, claimed_until, claimed_by) VALUES
+      ('exchange', '00000000-0000-4000-8000-00000000a003'::uuid, '{}'::jsonb, ${new Date(now.getTime() - 45_000)}, ${claimedUntil}, 'ops-gauges-test'),
+      ('exchange', '00000000-0000-4000-8000-00000000a003'::uuid, '{}'::jsonb, ${new Date(now.getTime() - 5_000)}, ${claimedUntil}, 'ops-gauges-test')`);
     await db.query(sql`INSERT INTO outbox (destination, order_id, frame, created_at, sent_at) VALUES
       ('exchange', '00000000-0000-4000-8000-00000000a001'::uuid, '{}'::jsonb, ${new Date(now.getTime() - 600_000)}, ${now})`);
     const value = async (name: string) => {
