@@ -2,7 +2,7 @@
 // Socket.IO, while N clients read today's PnL report of the traders the deals are for, over and
 // over. Prints deal -> socket.io-client `deal` p50/p99 for each number of readers (0 first, the
 // base), the report p50/p99, and how many report computations served the reads. The traders'
-// day is preloaded with raw trades, so each report computation aggregates many rows (as on a
+// day is preloaded with trades through the ingestion, so the day holds many rows (as on a
 // busy desk, where the day is read by real-time aggregation). Everything runs in this process
 // (simulator, gateway, server, clients; PGlite when embedded), so the figures are conservative.
 // `npm run bench:load -- [--rate 500] [--seconds 10] [--readers 0,50] [--today-rows 20000]`
@@ -13,6 +13,8 @@ import { migrate } from '../server/db/migrate';
 import type { ClientToServerEvents, ServerToClientEvents } from '../server/live/events';
 import { start } from '../server/main';
 import { hoursOfDay, localDay } from '../server/time/market-time';
+import type { TradeRow } from '../server/trades/normalize';
+import { ingestTrades } from '../server/trades/store';
 import { benchDatabase, percentile, sendAtRate } from './bench-support';
 import { parseOptions } from './cli';
 import { startExchangeSim } from './exchange-sim';
@@ -20,13 +22,6 @@ import { startExchangeSim } from './exchange-sim';
 const tz = 'Europe/Berlin';
 const auth = `Basic ${Buffer.from('bench:bench-password').toString('base64')}`;
 const traders = ['trader_1', 'trader_2', 'trader_3', 'trader_4', 'trader_5'];
-
-const columns = [
-  { name: 'id', type: 'text' }, { name: 'trader_id', type: 'text' }, { name: 'direction', type: 'text' },
-  { name: 'price', type: 'numeric' }, { name: 'quantity', type: 'numeric' }, { name: 'delivery_day', type: 'date' },
-  { name: 'delivery_start', type: 'timestamptz' }, { name: 'delivery_end', type: 'timestamptz' },
-  { name: 'execution_time', type: 'timestamptz' }, { name: 'source', type: 'text' },
-];
 
 const ms = (sorted: number[], p: number) => +percentile(sorted, p).toFixed(1);
 
@@ -48,12 +43,15 @@ async function main() {
   const slots = hoursOfDay(today, tz);
   for (const trader of traders) {
     for (let i = 0; i < todayRows; i += 10_000) {
-      const rows = Array.from({ length: Math.min(10_000, todayRows - i) }, (_, k) => {
+      const rows: TradeRow[] = Array.from({ length: Math.min(10_000, todayRows - i) }, (_, k) => {
         const j = i + k;
         const slot = slots[j % slots.length]!;
-        return [`pre-${trader}-${j}`, trader, j % 2 ? 'buy' : 'sell', (30 + (j % 70)).toFixed(2), (1 + (j % 20) / 2).toFixed(1), today, slot.start, slot.end, new Date(slot.start.getTime() - 3_600_000), 'file'];
+        return {
+          id: `pre-${trader}-${j}`, trader_id: trader, direction: j % 2 ? 'buy' : 'sell', price: (30 + (j % 70)).toFixed(2), quantity: (1 + (j % 20) / 2).toFixed(1),
+          delivery_day: today, delivery_start: slot.start, delivery_end: slot.end, execution_time: new Date(slot.start.getTime() - 3_600_000),
+        };
       });
-      await db.bulkInsert('trades', columns, rows);
+      await ingestTrades(db, rows, 'file', tz, new Date());
     }
   }
   process.stdout.write(`preloaded ${todayRows} trades for each of ${traders.length} traders today (${today})\n`);
@@ -62,7 +60,7 @@ async function main() {
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', ADMIN_USER: 'bench', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'error', EXCHANGE_WS_URL: sim.url });
   const server = await start(config, { db });
   const client: Socket<ServerToClientEvents, ClientToServerEvents> = io(server.url, { transports: ['websocket'], extraHeaders: { Authorization: auth } });
-  const results: { readers: number; deal_p50_ms: number; deal_p99_ms: number; report_p50_ms?: number; report_p99_ms?: number; reports?: number; computed?: number }[] = [];
+  const results: { readers: number; deal_p50_ms: number; deal_p99_ms: number; report_p50_ms?: number; report_p99_ms?: number; reports?: number; computed?: number; rounds?: number }[] = [];
   try {
     await new Promise<void>((resolve, reject) => { client.once('connect', () => resolve()); client.once('connect_error', reject); });
     await sim.waitForClients(1);
@@ -90,6 +88,7 @@ async function main() {
       latencies.length = 0;
       const reportMs: number[] = [];
       const computedBefore = server.deps.reports!.stats.computed;
+      const roundsBefore = server.deps.reports!.stats.rounds;
       let stop = false;
       const reader = async (i: number) => {
         const url = `${server.url}/v1/reports/pnl?trader_id=${traders[i % traders.length]}&delivery_day=${today}`;
@@ -114,17 +113,23 @@ async function main() {
       if (warmup) { process.stdout.write(`warm-up: ${deals.length} deals in ${phaseSeconds} s\n`); continue; }
       const row = {
         readers, deal_p50_ms: ms(latencies, 50), deal_p99_ms: ms(latencies, 99),
-        ...(readers ? { report_p50_ms: ms(reportMs, 50), report_p99_ms: ms(reportMs, 99), reports: reportMs.length, computed: server.deps.reports!.stats.computed - computedBefore } : {}),
+        ...(readers ? { report_p50_ms: ms(reportMs, 50), report_p99_ms: ms(reportMs, 99), reports: reportMs.length, computed: server.deps.reports!.stats.computed - computedBefore, rounds: server.deps.reports!.stats.rounds - roundsBefore } : {}),
       };
       results.push(row);
       process.stdout.write(`${rate} deals/s for ${seconds} s, ${readers} report readers: ${JSON.stringify(row)}\n`);
     }
     const base = results[0]!;
     for (const r of results.slice(1)) {
-      process.stdout.write(`${r.readers} readers vs ${base.readers}: deal -> socket.io p50 x${(r.deal_p50_ms / base.deal_p50_ms).toFixed(2)}, p99 x${(r.deal_p99_ms / base.deal_p99_ms).toFixed(2)}; ${r.reports} reports from ${r.computed} computations\n`);
+      process.stdout.write(`${r.readers} readers vs ${base.readers}: deal -> socket.io p50 x${(r.deal_p50_ms / base.deal_p50_ms).toFixed(2)}, p99 x${(r.deal_p99_ms / base.deal_p99_ms).toFixed(2)}; ${r.reports} reports from ${r.computed} computations in ${r.rounds} rounds\n`);
     }
     const [count] = await db.query<{ n: number }>(sql`SELECT count(*)::int AS n FROM trades WHERE delivery_day = ${today}::date`);
     process.stdout.write(`trades for today at the end: ${count!.n}\n`);
+    // What the readers were served adds up: the report's trade count is the table's.
+    const res = await fetch(`${server.url}/v1/reports/pnl?trader_id=${traders[0]}&delivery_day=${today}`, { headers: { authorization: auth } });
+    const report = (await res.json()) as { total: { trades: number } };
+    const [own] = await db.query<{ n: number }>(sql`SELECT count(*)::int AS n FROM trades WHERE delivery_day = ${today}::date AND trader_id = ${traders[0]} AND recalled_at IS NULL`);
+    if (report.total.trades !== own!.n) throw new Error(`report of ${traders[0]} counts ${report.total.trades} trades, the table ${own!.n}`);
+    process.stdout.write(`report of ${traders[0]} today: ${report.total.trades} trades, as in the table\n`);
   } finally {
     client.close();
     await server.close();

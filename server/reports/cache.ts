@@ -7,8 +7,11 @@
 // whose query was sent before it, so what it gets includes every commit it could have seen. A
 // computation still waiting for its turn stays shared across invalidations (its query will see
 // those commits): however fast the commits, a trader-day costs at most one computation running
-// and one waiting. Computations run one at a time, so report readers never hold more than one
-// query in the database's queue ahead of ingestion (the embedded database has one connection).
+// and one waiting. Computations go in rounds: every one queued when a round starts is done in
+// it, one query per day for all its traders (a few rows per hour each, see pnl.ts), and the next
+// round waits as long as the last one took, so under any number of readers and any rate of
+// commits reports take at most about half of the database's time and ingestion the rest (the
+// embedded database has one connection).
 //
 // Keeping finished reports (and joining a computation already sent) is only right where every
 // write is seen at once: one process on its own embedded database (`singleProcess`). Where other
@@ -23,7 +26,7 @@ import type { Logger } from '../log';
 import { localDay } from '../time/market-time';
 import { touchedHours, type TradesStoredEvent } from '../trades/store';
 import type { PnlFreshness } from './freshness';
-import { pnlReport } from './pnl';
+import { pnlReports } from './pnl';
 
 interface Entry {
   promise: Promise<PnlReport>;
@@ -31,6 +34,16 @@ interface Entry {
   started: boolean;
   /** Set once the computation succeeded: a hit. */
   done: boolean;
+  /** The report as JSON, made once for every reader over HTTP. */
+  json?: string;
+}
+
+interface Job {
+  entry: Entry;
+  traderId: string;
+  day: string;
+  resolve: (report: PnlReport) => void;
+  reject: (error: unknown) => void;
 }
 
 const key = (traderId: string, day: string) => `${traderId}\0${day}`;
@@ -38,16 +51,18 @@ const key = (traderId: string, day: string) => `${traderId}\0${day}`;
 export class ReportCache {
   private entries = new Map<string, Entry>();
   private unlisteners: (() => Promise<void>)[] = [];
-  /** The one computation allowed at a time, and those waiting for it. */
+  /** Computations waiting for the next round, whether one is running, and when the next may start. */
+  private queued: Job[] = [];
   private running = false;
-  private waiting: (() => void)[] = [];
+  private timer?: NodeJS.Timeout;
+  private nextRoundAt = 0;
   /** For tests and the benchmark. */
-  readonly stats = { hits: 0, joined: 0, misses: 0, computed: 0, invalidated: 0 };
+  readonly stats = { hits: 0, joined: 0, misses: 0, computed: 0, rounds: 0, invalidated: 0 };
 
   constructor(
     private db: Db | Queryable,
     private tz: string,
-    private options: { freshness?: PnlFreshness; log?: Logger; maxEntries?: number; singleProcess?: boolean } = {},
+    private options: { freshness?: PnlFreshness; log?: Logger; maxEntries?: number; singleProcess?: boolean; roundGap?: number } = {},
   ) {
     options.freshness?.onWrite((rows) => this.invalidateRows(rows));
   }
@@ -59,6 +74,9 @@ export class ReportCache {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const job of this.queued.splice(0)) job.reject(new Error('the report cache is closed'));
     for (const unlisten of this.unlisteners) await unlisten().catch(() => {});
     this.unlisteners = [];
     this.entries.clear();
@@ -66,6 +84,17 @@ export class ReportCache {
 
   /** The current report of one trader and day: cached, or computed once for every reader waiting for it. */
   async get(traderId: string, day: string): Promise<PnlReport> {
+    return this.entry(traderId, day).promise;
+  }
+
+  /** The same report as a JSON text, serialised once per computation however many read it. */
+  async getJson(traderId: string, day: string): Promise<string> {
+    const entry = this.entry(traderId, day);
+    const report = await entry.promise;
+    return (entry.json ??= JSON.stringify(report));
+  }
+
+  private entry(traderId: string, day: string): Entry {
     const k = key(traderId, day);
     const cached = this.entries.get(k);
     if (cached && (this.options.singleProcess || !cached.started)) {
@@ -74,7 +103,7 @@ export class ReportCache {
       // Most recently used last: the oldest are dropped first.
       this.entries.delete(k);
       this.entries.set(k, cached);
-      return cached.promise;
+      return cached;
     }
     this.stats.misses++;
     const entry: Entry = { started: false, done: false, promise: undefined as unknown as Promise<PnlReport> };
@@ -85,7 +114,7 @@ export class ReportCache {
     this.entries.set(k, entry);
     const max = this.options.maxEntries ?? 2000;
     if (this.entries.size > max) this.entries.delete(this.entries.keys().next().value!);
-    return entry.promise;
+    return entry;
   }
 
   /** Forgets one trader-day: the next reader computes it again. */
@@ -109,33 +138,55 @@ export class ReportCache {
     for (const row of rows) this.invalidate(row.trader_id, row.delivery_day ?? localDay(row.delivery_start, this.tz));
   }
 
-  private async compute(entry: Entry, traderId: string, day: string): Promise<PnlReport> {
-    await this.acquire();
-    try {
-      // Every refresh of materialised hours queued until the query is sent (a late deal heard
-      // while this waited) is done first.
-      const freshness = this.options.freshness;
-      if (freshness) {
-        let tail: Promise<void>;
-        do { tail = freshness.settled(); await tail; } while (tail !== freshness.settled());
-      }
-      entry.started = true;
-      this.stats.computed++;
-      return await pnlReport(this.db, traderId, day, this.tz);
-    } finally {
-      this.release();
+  /** Queues the computation for the next round. */
+  private compute(entry: Entry, traderId: string, day: string): Promise<PnlReport> {
+    return new Promise<PnlReport>((resolve, reject) => {
+      this.queued.push({ entry, traderId, day, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Starts a round when one is due: none running, and the gap after the previous one over. */
+  private schedule(): void {
+    if (this.running || this.timer || !this.queued.length) return;
+    const wait = this.nextRoundAt - performance.now();
+    if (wait > 0) {
+      this.timer = setTimeout(() => { this.timer = undefined; this.schedule(); }, wait);
+      return;
     }
+    this.running = true;
+    void this.round().finally(() => { this.running = false; this.schedule(); });
   }
 
-  private acquire(): Promise<void> {
-    if (!this.running) { this.running = true; return Promise.resolve(); }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  private release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.running = false;
+  /** One round: every computation queued until its query is sent, in one query per day. */
+  private async round(): Promise<void> {
+    // Every refresh of materialised hours queued until the query is sent (a late deal heard
+    // while this waited) is done first.
+    const freshness = this.options.freshness;
+    if (freshness) {
+      let tail: Promise<void>;
+      do { tail = freshness.settled(); await tail; } while (tail !== freshness.settled());
+    }
+    const batch = this.queued;
+    this.queued = [];
+    const started = performance.now();
+    for (const job of batch) job.entry.started = true;
+    this.stats.computed += batch.length;
+    this.stats.rounds++;
+    const days = new Map<string, Job[]>();
+    for (const job of batch) days.set(job.day, [...(days.get(job.day) ?? []), job]);
+    for (const [day, jobs] of days) {
+      try {
+        const reports = await pnlReports(this.db, jobs.map((j) => j.traderId), day, this.tz);
+        for (const job of jobs) job.resolve(reports.get(job.traderId)!);
+      } catch (error) {
+        for (const job of jobs) job.reject(error);
+      }
+    }
+    // The next round waits as long as this one took: under a constant stream of readers and
+    // commits, reports take at most about half of the database's time.
+    const end = performance.now();
+    this.nextRoundAt = end + (end - started) * (this.options.roundGap ?? 1);
   }
 
   private onTradesStored(payload: string): void {

@@ -1,11 +1,11 @@
-// PnL per trader and delivery hour from the pnl_hourly continuous aggregate and the latest
-// reference prices. All arithmetic is SQL numeric; values become JSON numbers only here, at
-// the edge (money rounded to cents in SQL).
+// PnL per trader and delivery hour from the pnl_hourly continuous aggregate (past days) or the
+// running product sums (today and later), and the latest reference prices. All arithmetic
+// is SQL numeric; values become JSON numbers only here, at the edge (money rounded to cents in SQL).
 import type { Queryable } from '../db';
 import { sql } from '../db';
 import type { SqlQuery } from '../db/sql';
 import type { DeskReport, PnlHourRow, PnlProductRow, PnlReport, PnlTotal } from '../live/events';
-import { dayBounds, formatPeriod, hoursOfDay, productOf } from '../time/market-time';
+import { dayBounds, formatPeriod, hoursOfDay, localDay, productOf } from '../time/market-time';
 import { trimDecimal } from '../trades/decimal';
 
 /** Per-hour sums as numerics; `ref` is the hour's latest reference price or null. */
@@ -82,11 +82,33 @@ function toTotal(r: DerivedRow): PnlTotal {
   };
 }
 
-/** pnl_hourly rows of one trader (null: all) in [start, end), through sql/0022 (plan-time chunk exclusion). */
-function aggregated(traderId: string | null, start: Date, end: Date): SqlQuery {
+/**
+ * The days read from pnl_product_sums (sql/0160) rather than pnl_hourly: those that real-time
+ * aggregation would read from the raw trades (today and later, and yesterday until it is
+ * materialised after midnight). Both sources are exact; the sums cost a few rows per hour.
+ */
+export function readsSums(day: string, tz: string, now = new Date()): boolean {
+  return day >= localDay(new Date(now.getTime() - 86_400_000), tz);
+}
+
+/**
+ * Hourly rows of the given traders (null: all) in [start, end): the product sums, or pnl_hourly
+ * through sql/0022 (plan-time chunk exclusion; one trader or all).
+ */
+function aggregated(traderIds: readonly string[] | null, start: Date, end: Date, sums: boolean): SqlQuery {
+  if (sums) {
+    return sql`
+      SELECT trader_id, time_bucket(INTERVAL '1 hour', delivery_start) AS bucket, sum(trades) AS trades, sum(buy_mw) AS buy_mw, sum(sell_mw) AS sell_mw,
+        sum(buy_mwh) AS buy_mwh, sum(sell_mwh) AS sell_mwh, sum(buy_eur) AS buy_eur, sum(sell_eur) AS sell_eur
+      FROM pnl_product_sums
+      WHERE delivery_start >= ${start} AND delivery_start < ${end} AND (${traderIds === null} OR trader_id = ANY(${traderIds ?? []}::text[]))
+      GROUP BY 1, 2
+      HAVING sum(trades) > 0`;
+  }
+  const one = traderIds?.length === 1 ? traderIds[0]! : null;
   return sql`
     SELECT trader_id, bucket, trades, buy_mw, sell_mw, buy_mwh, sell_mwh, buy_eur, sell_eur
-    FROM pnl_hourly_between(${traderId}::text, ${start}::timestamptz, ${end}::timestamptz)`;
+    FROM pnl_hourly_between(${one}::text, ${start}::timestamptz, ${end}::timestamptz)`;
 }
 
 function references(start: Date, end: Date): SqlQuery {
@@ -94,43 +116,78 @@ function references(start: Date, end: Date): SqlQuery {
 }
 
 /** The report of one trader and local day: every hour of the day, zeros where nothing traded. */
-export async function pnlReport(db: Queryable, traderId: string, day: string, tz: string): Promise<PnlReport> {
-  const slots = hoursOfDay(day, tz);
-  const { start, end } = dayBounds(day, tz);
-  const rows = await db.query<DerivedRow & { idx: number | null }>(sql`
-    WITH a AS (${aggregated(traderId, start, end)}),
-         r AS (${references(start, end)}),
-         h AS (
-           SELECT s.idx, ${hourValues}
-           FROM unnest(${slots.map((s) => s.start.toISOString())}::timestamptz[]) WITH ORDINALITY AS s(start, idx)
-           LEFT JOIN a ON a.bucket = s.start
-           LEFT JOIN r ON r.delivery_start = s.start)
-    SELECT h.idx::int8 AS idx, ${hourDerived} FROM h
-    UNION ALL
-    SELECT NULL, ${totalDerived} FROM h WHERE h.trades > 0`);
-  const products = await productRows(db, traderId, day, tz);
-  const hours: PnlHourRow[] = slots.map((slot) => ({
-    label: slot.label,
-    delivery_start: slot.start.toISOString(),
-    delivery_end: slot.end.toISOString(),
-    ...toTotal(rows.find((r) => r.idx === slot.index + 1)!),
-    ...(products.has(slot.index) ? { products: products.get(slot.index)! } : {}),
-  }));
-  const total = toTotal(rows.find((r) => r.idx === null)!);
-  return { trader_id: traderId, delivery_day: day, timezone: tz, hours, total };
+export async function pnlReport(db: Queryable, traderId: string, day: string, tz: string, options: { sums?: boolean } = {}): Promise<PnlReport> {
+  return (await pnlReports(db, [traderId], day, tz, options)).get(traderId)!;
 }
 
 /**
- * The products of the hours that traded something other than their plain hour, by slot index,
- * through sql/0071 (the raw trades of just those hours: pnl_hourly has only hours).
+ * The reports of several traders for one local day, in two queries whatever their number (one
+ * per trader for a day read from pnl_hourly): how the report cache computes a round.
  */
-async function productRows(db: Queryable, traderId: string, day: string, tz: string): Promise<Map<number, PnlProductRow[]>> {
+export async function pnlReports(db: Queryable, traderIds: readonly string[], day: string, tz: string, options: { sums?: boolean } = {}): Promise<Map<string, PnlReport>> {
+  const sums = options.sums ?? readsSums(day, tz);
+  if (!sums && traderIds.length > 1) {
+    const reports = new Map<string, PnlReport>();
+    for (const traderId of traderIds) reports.set(traderId, await pnlReport(db, traderId, day, tz, options));
+    return reports;
+  }
+  const slots = hoursOfDay(day, tz);
   const { start, end } = dayBounds(day, tz);
-  const rows = await db.query<{ delivery_start: Date; delivery_end: Date; trades: number; buy_mw: string; sell_mw: string; pnl_eur: string }>(sql`
-    SELECT delivery_start, delivery_end, trades, buy_mw, sell_mw, pnl_eur FROM pnl_products_between(${traderId}::text, ${start}::timestamptz, ${end}::timestamptz)`);
-  const bySlot = new Map<number, PnlProductRow[]>();
+  const ids = [...new Set(traderIds)];
+  const rows = await db.query<DerivedRow & { trader_id: string; idx: number | null }>(sql`
+    WITH a AS (${aggregated(ids, start, end, sums)}),
+         r AS (${references(start, end)}),
+         t AS (SELECT * FROM unnest(${ids}::text[]) AS t(trader_id)),
+         h AS (
+           SELECT t.trader_id, s.idx, ${hourValues}
+           FROM t CROSS JOIN unnest(${slots.map((s) => s.start.toISOString())}::timestamptz[]) WITH ORDINALITY AS s(start, idx)
+           LEFT JOIN a ON a.trader_id = t.trader_id AND a.bucket = s.start
+           LEFT JOIN r ON r.delivery_start = s.start)
+    SELECT h.trader_id, h.idx::int8 AS idx, ${hourDerived} FROM h
+    UNION ALL
+    SELECT t.trader_id, NULL, x.* FROM t CROSS JOIN LATERAL (SELECT ${totalDerived} FROM h WHERE h.trader_id = t.trader_id AND h.trades > 0) x`);
+  const products = await productRows(db, ids, day, tz, sums);
+  const reports = new Map<string, PnlReport>();
+  for (const traderId of ids) {
+    const own = rows.filter((r) => r.trader_id === traderId);
+    const byIdx = new Map(own.map((r) => [r.idx === null ? null : Number(r.idx), r]));
+    const mine = products.get(traderId);
+    const hours: PnlHourRow[] = slots.map((slot) => ({
+      label: slot.label,
+      delivery_start: slot.start.toISOString(),
+      delivery_end: slot.end.toISOString(),
+      ...toTotal(byIdx.get(slot.index + 1)!),
+      ...(mine?.has(slot.index) ? { products: mine.get(slot.index)! } : {}),
+    }));
+    reports.set(traderId, { trader_id: traderId, delivery_day: day, timezone: tz, hours, total: toTotal(byIdx.get(null)!) });
+  }
+  return reports;
+}
+
+/**
+ * The products of the hours that traded something other than their plain hour, by trader and
+ * slot index: from the product sums, or through sql/0071 (the raw trades of just those hours:
+ * pnl_hourly has only hours; one trader).
+ */
+async function productRows(db: Queryable, traderIds: readonly string[], day: string, tz: string, sums: boolean): Promise<Map<string, Map<number, PnlProductRow[]>>> {
+  const { start, end } = dayBounds(day, tz);
+  const rows = await db.query<{ trader_id: string; delivery_start: Date; delivery_end: Date; trades: number; buy_mw: string; sell_mw: string; pnl_eur: string }>(sums
+    ? sql`
+      WITH p AS (
+        SELECT trader_id, delivery_start, delivery_end, trades, buy_mw, sell_mw, round(sell_eur - buy_eur, 2) AS pnl_eur,
+          bool_or(delivery_end - delivery_start <> INTERVAL '1 hour' OR time_bucket(INTERVAL '1 hour', delivery_start) <> delivery_start)
+            OVER (PARTITION BY trader_id, time_bucket(INTERVAL '1 hour', delivery_start)) AS split
+        FROM pnl_product_sums
+        WHERE trader_id = ANY(${traderIds}::text[]) AND delivery_start >= ${start} AND delivery_start < ${end} AND trades > 0)
+      SELECT trader_id, delivery_start, delivery_end, trades, buy_mw, sell_mw, pnl_eur FROM p WHERE split ORDER BY 1, 2, 3`
+    : sql`
+      SELECT ${traderIds[0]!}::text AS trader_id, delivery_start, delivery_end, trades, buy_mw, sell_mw, pnl_eur
+      FROM pnl_products_between(${traderIds[0]!}::text, ${start}::timestamptz, ${end}::timestamptz)`);
+  const byTrader = new Map<string, Map<number, PnlProductRow[]>>();
   for (const r of rows) {
     const product = productOf(day, r.delivery_start, r.delivery_end, tz);
+    const bySlot = byTrader.get(r.trader_id) ?? new Map<number, PnlProductRow[]>();
+    byTrader.set(r.trader_id, bySlot);
     const list = bySlot.get(product.slot.index) ?? [];
     list.push({
       period: formatPeriod(product), delivery_start: r.delivery_start.toISOString(), delivery_end: r.delivery_end.toISOString(),
@@ -138,14 +195,14 @@ async function productRows(db: Queryable, traderId: string, day: string, tz: str
     });
     bySlot.set(product.slot.index, list);
   }
-  return bySlot;
+  return byTrader;
 }
 
 /** Every trader's totals for a local day (traders without trades that day are not listed). */
-export async function deskReport(db: Queryable, day: string, tz: string): Promise<DeskReport> {
+export async function deskReport(db: Queryable, day: string, tz: string, options: { sums?: boolean } = {}): Promise<DeskReport> {
   const { start, end } = dayBounds(day, tz);
   const rows = await db.query<DerivedRow & { trader_id: string | null }>(sql`
-    WITH a AS (${aggregated(null, start, end)}),
+    WITH a AS (${aggregated(null, start, end, options.sums ?? readsSums(day, tz))}),
          r AS (${references(start, end)}),
          h AS (SELECT a.trader_id, ${hourValues} FROM a LEFT JOIN r ON r.delivery_start = a.bucket)
     SELECT h.trader_id, ${totalDerived} FROM h GROUP BY h.trader_id

@@ -77,7 +77,8 @@ export function reportsRoutes(deps: AppDeps): Hono<AppEnv> {
     const query = parseQuery(c, PnlQuery);
     const traderId = reportTrader(c.get('user'), query.trader_id);
     await deps.pnlFreshness?.settled();
-    return c.json(await (deps.reports ? deps.reports.get(traderId, query.delivery_day) : pnlReport(db, traderId, query.delivery_day, tz)));
+    if (deps.reports) return c.body(await deps.reports.getJson(traderId, query.delivery_day), 200, { 'content-type': 'application/json' });
+    return c.json(await pnlReport(db, traderId, query.delivery_day, tz));
   });
 
   openapi.add({

@@ -4,6 +4,7 @@
 import type { Queryable } from '../db';
 import { sql } from '../db';
 import type { TradeSource } from './normalize';
+import { pnlSumsChange } from './pnl-sums';
 import { announce, type RecalledRow } from './store';
 
 export interface RecallInput {
@@ -38,10 +39,13 @@ export async function recallDeals(tx: Queryable, recalls: readonly RecallInput[]
   const freshIds = fresh.map((r) => r.id);
   const marked = freshIds.length
     ? await tx.query<RecalledRow['row'] & { reason: string; recalled_at: Date }>(sql`
-        UPDATE trades t SET recalled_at = r.recalled_at
-        FROM deal_recalls r JOIN trade_keys k ON k.id = r.id
-        WHERE r.id = ANY(${freshIds}::text[]) AND t.id = k.id AND t.delivery_start = k.delivery_start AND t.recalled_at IS NULL
-        RETURNING t.id, t.trader_id, t.direction, t.price, t.quantity, t.delivery_day, t.delivery_start, t.delivery_end, t.execution_time, r.reason, t.recalled_at`)
+        WITH marked AS (
+          UPDATE trades t SET recalled_at = r.recalled_at
+          FROM deal_recalls r JOIN trade_keys k ON k.id = r.id
+          WHERE r.id = ANY(${freshIds}::text[]) AND t.id = k.id AND t.delivery_start = k.delivery_start AND t.recalled_at IS NULL
+          RETURNING t.id, t.trader_id, t.direction, t.price, t.quantity, t.delivery_day, t.delivery_start, t.delivery_end, t.execution_time, r.reason, t.recalled_at),
+        sums AS (${pnlSumsChange(sql`marked`, -1)})
+        SELECT * FROM marked`)
     : [];
   await announce(tx, source, [], tz, marked.map(({ reason, recalled_at, ...row }) => ({ row, reason, recalled_at })));
   const freshSet = new Set(freshIds);

@@ -4,6 +4,7 @@ import type { Db, Queryable } from '../db';
 import { sql } from '../db';
 import { dayBounds } from '../time/market-time';
 import { trimDecimal } from './decimal';
+import { pnlSumsChange, tradeRowsTable } from './pnl-sums';
 import { apiProduct, toApiTrade, type ApiTrade, type RecalledTrade, type TradeRow, type TradeSource } from './normalize';
 
 export type IngestStatus = 'stored' | 'duplicate' | 'conflict';
@@ -137,6 +138,8 @@ export async function ingestTradesIn(tx: Queryable, rows: readonly TradeRow[], s
   // A deal the exchange recalled before it arrived is stored as recalled.
   const recalls = toInsert.length ? await pendingRecalls(tx, toInsert.map((r) => r.id)) : new Map<string, { reason: string; recalled_at: Date }>();
   await tx.bulkInsert('trades', tradeColumns, toInsert.map((r) => [r.id, r.trader_id, r.direction, r.price, r.quantity, r.delivery_day, r.delivery_start, r.delivery_end, r.execution_time, source, receivedAt, recalls.get(r.id)?.recalled_at ?? null, r.after_gate_closure ?? false]));
+  const counted = toInsert.filter((r) => !recalls.has(r.id));
+  if (counted.length) await tx.query(pnlSumsChange(tradeRowsTable(counted), 1));
   for (const row of toInsert) {
     known.set(row.id, row);
     outcomes[firstIndex.get(row.id)!] ??= { id: row.id, status: 'stored' };
@@ -160,7 +163,9 @@ async function supersede(tx: Queryable, replacing: readonly { row: TradeRow; old
   await tx.query(sql`
     WITH k AS (SELECT * FROM unnest(${ids}::text[], ${replacing.map((r) => r.old.delivery_start.toISOString())}::timestamptz[], ${replacing.map((r) => r.row.trader_id)}::text[], ${replacing.map((r) => JSON.stringify(r.diff))}::jsonb[]) AS k(id, delivery_start, exchange_trader_id, diff)),
     gone AS (DELETE FROM trades t USING k WHERE t.id = k.id AND t.delivery_start = k.delivery_start
-      RETURNING t.id, t.trader_id, t.direction, t.price, t.quantity, t.delivery_day, t.delivery_start, t.delivery_end, t.execution_time, t.source, t.received_at)
+      RETURNING t.id, t.trader_id, t.direction, t.price, t.quantity, t.delivery_day, t.delivery_start, t.delivery_end, t.execution_time, t.source, t.received_at, t.recalled_at),
+    counted AS (SELECT * FROM gone WHERE recalled_at IS NULL),
+    sums AS (${pnlSumsChange(sql`counted`, -1)})
     INSERT INTO trades_superseded (id, trader_id, direction, price, quantity, delivery_day, delivery_start, delivery_end, execution_time, source, received_at, superseded_at, superseded_by, exchange_trader_id, differences)
     SELECT g.id, g.trader_id, g.direction, g.price, g.quantity, g.delivery_day, g.delivery_start, g.delivery_end, g.execution_time, g.source, g.received_at, ${at}, ${source}, k.exchange_trader_id,
       ARRAY(SELECT jsonb_array_elements_text(k.diff))
