@@ -1,11 +1,14 @@
 // Mixed-load benchmark: the exchange feed at a steady rate through the gateway, the live hub and
 // Socket.IO, while N clients read today's PnL report of the traders the deals are for, over and
 // over. Prints deal -> socket.io-client `deal` p50/p99 for each number of readers (0 first, the
-// base), the report p50/p99, and how many report computations served the reads. The traders'
-// day is preloaded with trades through the ingestion, so the day holds many rows (as on a
-// busy desk, where the day is read by real-time aggregation). Everything runs in this process
-// (simulator, gateway, server, clients; PGlite when embedded), so the figures are conservative.
-// `npm run bench:load -- [--rate 500] [--seconds 10] [--readers 0,50] [--today-rows 20000]`
+// base), the report p50/p99, and how many report computations (in how many rounds) served the
+// reads. The traders' day is preloaded with trades through the ingestion, so it holds many rows
+// (as on a busy desk). The simulator, gateway, server (PGlite too, when embedded) and the
+// Socket.IO client run in this process; the readers in one of their own, as dashboards run in
+// their own browsers (`--readers-in this` puts them in this process too).
+// `npm run bench:load -- [--rate 500] [--seconds 10] [--readers 0,50] [--readers-in own|this] [--today-rows 20000]`
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { io, type Socket } from 'socket.io-client';
 import { loadConfig } from '../server/config';
 import { sql } from '../server/db';
@@ -23,17 +26,61 @@ const tz = 'Europe/Berlin';
 const auth = `Basic ${Buffer.from('bench:bench-password').toString('base64')}`;
 const traders = ['trader_1', 'trader_2', 'trader_3', 'trader_4', 'trader_5'];
 
+/**
+ * N report readers reading over and over until stopped: in a process of their own (as
+ * dashboards are in their own browsers), or in this one (`--readers-in this`).
+ */
+function startReaders(readers: number, urls: string[], sameProcess: boolean): { ready: Promise<void>; stop(): Promise<number[]> } {
+  if (sameProcess) {
+    let stop = false;
+    const times: number[] = [];
+    const read = async (url: string) => {
+      while (!stop) {
+        const t0 = performance.now();
+        // A kept-alive connection the server closed while it was busy: once more.
+        const res = await fetch(url, { headers: { authorization: auth } }).catch(() => fetch(url, { headers: { authorization: auth } }));
+        if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+        await res.arrayBuffer();
+        times.push(performance.now() - t0);
+      }
+    };
+    const running = Array.from({ length: readers }, (_, i) => read(urls[i % urls.length]!));
+    return { ready: Promise.resolve(), async stop() { stop = true; await Promise.all(running); return times; } };
+  }
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./bench-load-readers.ts', import.meta.url)), String(readers), auth, ...urls], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const ready = new Promise<void>((resolve, reject) => {
+    const check = () => { if (output.includes('ready\n')) resolve(); };
+    child.stdout!.on('data', check);
+    void exited.then((code) => reject(new Error(`the readers' process exited with ${code} before it was ready`)));
+  });
+  return {
+    ready,
+    async stop() {
+      child.stdin!.end('stop\n');
+      const code = await exited;
+      if (code !== 0) throw new Error(`the readers' process exited with ${code}`);
+      const line = output.trim().split('\n').pop()!;
+      return (JSON.parse(line) as { times: number[] }).times;
+    },
+  };
+}
+
 const ms = (sorted: number[], p: number) => +percentile(sorted, p).toFixed(1);
 
 async function main() {
   const { values } = parseOptions('bench-load', { options: {
     rate: { type: 'string', default: '500' }, seconds: { type: 'string', default: '10' },
-    readers: { type: 'string', default: '0,50' }, 'today-rows': { type: 'string', default: '20000' }, warmup: { type: 'string', default: '3' },
+    readers: { type: 'string', default: '0,50' }, 'readers-in': { type: 'string', default: 'own' }, 'today-rows': { type: 'string', default: '20000' }, warmup: { type: 'string', default: '3' },
   } });
   const rate = Number(values.rate);
   const seconds = Number(values.seconds);
   const readerCounts = values.readers.split(',').map(Number);
   const todayRows = Number(values['today-rows']);
+  if (!['own', 'this'].includes(values['readers-in'])) throw new Error(`--readers-in: own (a process of their own) or this (this process), not ${values['readers-in']}`);
+  const sameProcess = values['readers-in'] === 'this';
 
   const database = await benchDatabase('load');
   process.stdout.write(`database: ${database.label}\n`);
@@ -89,24 +136,13 @@ async function main() {
       const reportMs: number[] = [];
       const computedBefore = server.deps.reports!.stats.computed;
       const roundsBefore = server.deps.reports!.stats.rounds;
-      let stop = false;
-      const reader = async (i: number) => {
-        const url = `${server.url}/v1/reports/pnl?trader_id=${traders[i % traders.length]}&delivery_day=${today}`;
-        while (!stop) {
-          const t0 = performance.now();
-          // A kept-alive connection the server closed while it was busy: once more.
-          const res = await fetch(url, { headers: { authorization: auth } }).catch(() => fetch(url, { headers: { authorization: auth } }));
-          if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
-          await res.arrayBuffer();
-          reportMs.push(performance.now() - t0);
-        }
-      };
-      const running = Array.from({ length: readers }, (_, i) => reader(i));
+      const urls = traders.map((t) => `${server.url}/v1/reports/pnl?trader_id=${t}&delivery_day=${today}`);
+      const readersDone = readers ? startReaders(readers, urls, sameProcess) : undefined;
+      await readersDone?.ready;
       await sendAtRate(sim, deals, rate, sentAt);
       const deadline = Date.now() + 120_000;
       while (latencies.length < deals.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      stop = true;
-      await Promise.all(running);
+      if (readersDone) reportMs.push(...(await readersDone.stop()));
       if (latencies.length < deals.length) throw new Error(`only ${latencies.length} of ${deals.length} deals reached the client`);
       latencies.sort((a, b) => a - b);
       reportMs.sort((a, b) => a - b);

@@ -186,7 +186,7 @@ export class ReportCache {
     // The next round waits as long as this one took: under a constant stream of readers and
     // commits, reports take at most about half of the database's time.
     const end = performance.now();
-    this.nextRoundAt = end + (end - started) * (this.options.roundGap ?? 1);
+    this.nextRoundAt = end + (end - started) * (this.options.roundGap ?? 2);
   }
 
   private onTradesStored(payload: string): void {

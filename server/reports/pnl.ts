@@ -101,7 +101,7 @@ function aggregated(traderIds: readonly string[] | null, start: Date, end: Date,
       SELECT trader_id, time_bucket(INTERVAL '1 hour', delivery_start) AS bucket, sum(trades) AS trades, sum(buy_mw) AS buy_mw, sum(sell_mw) AS sell_mw,
         sum(buy_mwh) AS buy_mwh, sum(sell_mwh) AS sell_mwh, sum(buy_eur) AS buy_eur, sum(sell_eur) AS sell_eur
       FROM pnl_product_sums
-      WHERE delivery_start >= ${start} AND delivery_start < ${end} AND (${traderIds === null} OR trader_id = ANY(${traderIds ?? []}::text[]))
+      WHERE delivery_start >= ${start} AND delivery_start < ${end}${traderIds === null ? sql`` : sql` AND trader_id = ANY(${traderIds}::text[])`}
       GROUP BY 1, 2
       HAVING sum(trades) > 0`;
   }
