@@ -1,8 +1,8 @@
 // npm run bench:reports [-- --sizes 1000000,10000000 --requests 200 --deals 100 --dir PATH --keep]
 // p50/p99 of GET /v1/reports/pnl for one trader-day at each size of the trades table (embedded
 // database on disk), and the time from a trade stored over REST to the updated `pnl` row at a
-// socket.io-client. Rows are bulk-inserted straight into `trades` (no idempotency keys: this is
-// load, not ingestion).
+// socket.io-client. Rows are bulk-inserted straight into `trades` with their PnL product sums (no
+// idempotency keys: this is load, not ingestion).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import { sql } from '../server/db';
 import { createLogger } from '../server/log';
 import { start } from '../server/main';
 import { hoursOfDay, localDay } from '../server/time/market-time';
+import { addToPnlSums } from '../server/trades/pnl-sums';
 
 const { values } = parseArgs({
   options: {
@@ -68,6 +69,14 @@ async function main() {
   if (!database) fs.mkdirSync(dir, { recursive: true });
   console.log(database ? `database: ${database.label}` : `database: embedded TimescaleDB (PGlite, in this process) under ${dir}`);
   const db = database ? await database.open() : await openEmbedded(dir);
+  /** Rows in `columns` order into trades, and into the PnL product sums, in one transaction. */
+  const load = (rows: unknown[][]) => db.transaction(async (tx) => {
+    await tx.bulkInsert('trades', columns, rows);
+    await addToPnlSums(tx, rows.map(([, trader_id, direction, price, quantity, , delivery_start, delivery_end]) => ({
+      trader_id: trader_id as string, direction: direction as 'buy' | 'sell', price: price as string, quantity: quantity as string,
+      delivery_start: delivery_start as Date, delivery_end: delivery_end as Date,
+    })));
+  });
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', ADMIN_USER: user.name, ADMIN_PASSWORD: user.password, LOG_LEVEL: 'warn', DATA_DIR: dir });
   const server = await start(config, { db, log: createLogger('warn') });
   const freshness = server.deps.pnlFreshness!;
@@ -111,7 +120,7 @@ async function main() {
             new Date(startMs - 3_600_000), 'file',
           ]);
         }
-        await db.bulkInsert('trades', columns, rows);
+        await load(rows);
         inserted = Math.min(size, i + perChunk);
         if (performance.now() - lastReport > 10_000) {
           lastReport = performance.now();
@@ -136,9 +145,9 @@ async function main() {
         const slot = todaySlots[j % todaySlots.length]!;
         return [`today-${j}`, benchTrader, j % 2 ? 'buy' : 'sell', '55.00', '1.5', today, slot.start, slot.end, new Date(), 'api'];
       });
-      await db.bulkInsert('trades', columns, rows);
+      await load(rows);
     }
-    for (const [label, day] of [['past day (materialised)', benchDay], ['today (real-time aggregation)', today]] as const) {
+    for (const [label, day] of [['past day (materialised)', benchDay], ['today (product sums)', today]] as const) {
       const url = `/v1/reports/pnl?trader_id=${benchTrader}&delivery_day=${day}`;
       const first = await get(url) as { total: { trades: number } };
       for (let i = 0; i < 10; i++) await get(url);

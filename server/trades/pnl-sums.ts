@@ -1,7 +1,7 @@
 // The running sums of pnl_product_sums (sql/0160), changed in the transaction of every write to
 // trades. Each change is one upsert of the rows' sums per product, in key order (concurrent
 // writers of the same products lock them in one order), with the expressions of pnl_hourly.
-import { sql } from '../db';
+import { sql, type Queryable } from '../db';
 import type { SqlQuery } from '../db/sql';
 import type { TradeRow } from './normalize';
 
@@ -40,4 +40,9 @@ export function tradeRowsTable(rows: readonly Pick<TradeRow, 'trader_id' | 'deli
       ${rows.map((r) => r.delivery_end.toISOString())}::timestamptz[], ${rows.map((r) => r.direction)}::text[],
       ${rows.map((r) => r.price)}::numeric(14, 2)[], ${rows.map((r) => r.quantity)}::numeric(18, 6)[])
     AS u(trader_id, delivery_start, delivery_end, direction, price, quantity))`;
+}
+
+/** Adds stored trades (not recalled) to the sums, in the caller's transaction. */
+export async function addToPnlSums(tx: Queryable, rows: Parameters<typeof tradeRowsTable>[0]): Promise<void> {
+  if (rows.length) await tx.query(pnlSumsChange(tradeRowsTable(rows), 1));
 }

@@ -4,7 +4,7 @@ import type { Db, Queryable } from '../db';
 import { sql } from '../db';
 import { dayBounds } from '../time/market-time';
 import { trimDecimal } from './decimal';
-import { pnlSumsChange, tradeRowsTable } from './pnl-sums';
+import { addToPnlSums, pnlSumsChange } from './pnl-sums';
 import { apiProduct, toApiTrade, type ApiTrade, type RecalledTrade, type TradeRow, type TradeSource } from './normalize';
 
 export type IngestStatus = 'stored' | 'duplicate' | 'conflict';
@@ -138,8 +138,7 @@ export async function ingestTradesIn(tx: Queryable, rows: readonly TradeRow[], s
   // A deal the exchange recalled before it arrived is stored as recalled.
   const recalls = toInsert.length ? await pendingRecalls(tx, toInsert.map((r) => r.id)) : new Map<string, { reason: string; recalled_at: Date }>();
   await tx.bulkInsert('trades', tradeColumns, toInsert.map((r) => [r.id, r.trader_id, r.direction, r.price, r.quantity, r.delivery_day, r.delivery_start, r.delivery_end, r.execution_time, source, receivedAt, recalls.get(r.id)?.recalled_at ?? null, r.after_gate_closure ?? false]));
-  const counted = toInsert.filter((r) => !recalls.has(r.id));
-  if (counted.length) await tx.query(pnlSumsChange(tradeRowsTable(counted), 1));
+  await addToPnlSums(tx, toInsert.filter((r) => !recalls.has(r.id)));
   for (const row of toInsert) {
     known.set(row.id, row);
     outcomes[firstIndex.get(row.id)!] ??= { id: row.id, status: 'stored' };
