@@ -8,6 +8,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../scripts/sim/random';
 import { openEmbedded } from '../server/db/embedded';
+import { openServer } from '../server/db/server';
+import { freshTimescaleDatabase } from './helpers/databases';
 import { defaultMigrationsDir, migrate } from '../server/db/migrate';
 import { sql, type Db } from '../server/db';
 import { deskReport, pnlReport, pnlReports } from '../server/reports/pnl';
@@ -26,9 +28,10 @@ const periodsOf: Record<string, string[]> = {
 const days = Object.keys(periodsOf);
 const traders = ['sums_a', 'sums_b', 'sums_c'];
 
-let db: Db;
-beforeAll(async () => { db = await openEmbedded(undefined); await migrate(db); });
-afterAll(async () => { await db?.close(); });
+// On the embedded database, and on a TimescaleDB server where TEST_TIMESCALE_URL names one.
+const server = await freshTimescaleDatabase('sums', 'the PnL product sums on a TimescaleDB server');
+const engines = [{ name: 'embedded', open: () => openEmbedded(undefined) }, ...(server ? [{ name: 'TimescaleDB server', open: () => openServer(server.url, { max: 4 }) }] : [])];
+afterAll(async () => { await server?.drop(); });
 
 /** Products whose running sums differ from the sums of the trades that count (empty: exact). */
 async function mismatches(database: Db): Promise<unknown[]> {
@@ -62,7 +65,11 @@ function row(random: () => number, id: string, trader = traders[Math.floor(rando
   };
 }
 
-describe('pnl_product_sums', () => {
+describe.each(engines)('pnl_product_sums ($name)', ({ open }) => {
+  let db: Db;
+  beforeAll(async () => { db = await open(); await migrate(db); });
+  afterAll(async () => { await db?.close(); });
+
   it('stays the exact sums of the trades that count through every kind of write', async () => {
     const random = seededRandom(20261202);
     const stored: TradeRow[] = [];
@@ -132,7 +139,9 @@ describe('pnl_product_sums', () => {
     const split = (await pnlReport(db, traders[1]!, '2026-06-15', tz, { sums: true })).hours.filter((h) => h.products);
     expect(split.length).toBeGreaterThan(0);
   });
+});
 
+describe('the pnl_product_sums migration', () => {
   it('is filled from the trades already stored when the migration runs', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pd-sums-migrations-'));
     const later = await openEmbedded(undefined);

@@ -4,7 +4,8 @@ import type { Db, Queryable } from '../db';
 import { sql } from '../db';
 import { dayBounds } from '../time/market-time';
 import { trimDecimal } from './decimal';
-import { addToPnlSums, pnlSumsChange } from './pnl-sums';
+import { bulkChunkRows, bulkInsertQuery } from '../db/bulk';
+import { pnlSumsChange } from './pnl-sums';
 import { apiProduct, toApiTrade, type ApiTrade, type RecalledTrade, type TradeRow, type TradeSource } from './normalize';
 
 export type IngestStatus = 'stored' | 'duplicate' | 'conflict';
@@ -137,8 +138,15 @@ export async function ingestTradesIn(tx: Queryable, rows: readonly TradeRow[], s
   const toInsert = [...candidates.filter((r) => freshIds.has(r.id)), ...replacing.map((r) => r.row)];
   // A deal the exchange recalled before it arrived is stored as recalled.
   const recalls = toInsert.length ? await pendingRecalls(tx, toInsert.map((r) => r.id)) : new Map<string, { reason: string; recalled_at: Date }>();
-  await tx.bulkInsert('trades', tradeColumns, toInsert.map((r) => [r.id, r.trader_id, r.direction, r.price, r.quantity, r.delivery_day, r.delivery_start, r.delivery_end, r.execution_time, source, receivedAt, recalls.get(r.id)?.recalled_at ?? null, r.after_gate_closure ?? false]));
-  await addToPnlSums(tx, toInsert.filter((r) => !recalls.has(r.id)));
+  const values = toInsert.map((r) => [r.id, r.trader_id, r.direction, r.price, r.quantity, r.delivery_day, r.delivery_start, r.delivery_end, r.execution_time, source, receivedAt, recalls.get(r.id)?.recalled_at ?? null, r.after_gate_closure ?? false]);
+  // Each statement stores its chunk and adds the rows that count to the PnL sums.
+  for (let i = 0; i < values.length; i += bulkChunkRows) {
+    await tx.query(sql`
+      WITH stored AS (${bulkInsertQuery('trades', tradeColumns, values.slice(i, i + bulkChunkRows))}
+        RETURNING trader_id, delivery_start, delivery_end, direction, price, quantity, recalled_at),
+      counted AS (SELECT * FROM stored WHERE recalled_at IS NULL)
+      ${pnlSumsChange(sql`counted`, 1)}`);
+  }
   for (const row of toInsert) {
     known.set(row.id, row);
     outcomes[firstIndex.get(row.id)!] ??= { id: row.id, status: 'stored' };
