@@ -97,17 +97,22 @@ export function readsSums(day: string, tz: string, now = new Date()): boolean {
  */
 function aggregated(traderIds: readonly string[] | null, start: Date, end: Date, sums: boolean): SqlQuery {
   if (sums) {
+    // An hour that traded anything but its plain hour also lists its products (as JSON arrays:
+    // start, end, trades, buy MW, sell MW, PnL), so that one query makes the whole report.
     return sql`
-      SELECT trader_id, time_bucket(INTERVAL '1 hour', delivery_start) AS bucket, sum(trades) AS trades, sum(buy_mw) AS buy_mw, sum(sell_mw) AS sell_mw,
-        sum(buy_mwh) AS buy_mwh, sum(sell_mwh) AS sell_mwh, sum(buy_eur) AS buy_eur, sum(sell_eur) AS sell_eur
-      FROM pnl_product_sums
-      WHERE delivery_start >= ${start} AND delivery_start < ${end}${traderIds === null ? sql`` : sql` AND trader_id = ANY(${traderIds}::text[])`}
-      GROUP BY 1, 2
-      HAVING sum(trades) > 0`;
+      SELECT trader_id, bucket, sum(trades) AS trades, sum(buy_mw) AS buy_mw, sum(sell_mw) AS sell_mw,
+        sum(buy_mwh) AS buy_mwh, sum(sell_mwh) AS sell_mwh, sum(buy_eur) AS buy_eur, sum(sell_eur) AS sell_eur,
+        CASE WHEN bool_or(other) THEN json_agg(json_build_array(delivery_start, delivery_end, trades, buy_mw, sell_mw, round(sell_eur - buy_eur, 2)) ORDER BY delivery_start, delivery_end) END AS products
+      FROM (
+        SELECT *, time_bucket(INTERVAL '1 hour', delivery_start) AS bucket,
+          delivery_end - delivery_start <> INTERVAL '1 hour' OR time_bucket(INTERVAL '1 hour', delivery_start) <> delivery_start AS other
+        FROM pnl_product_sums
+        WHERE delivery_start >= ${start} AND delivery_start < ${end} AND trades > 0${traderIds === null ? sql`` : sql` AND trader_id = ANY(${traderIds}::text[])`}) p
+      GROUP BY 1, 2`;
   }
   const one = traderIds?.length === 1 ? traderIds[0]! : null;
   return sql`
-    SELECT trader_id, bucket, trades, buy_mw, sell_mw, buy_mwh, sell_mwh, buy_eur, sell_eur
+    SELECT trader_id, bucket, trades, buy_mw, sell_mw, buy_mwh, sell_mwh, buy_eur, sell_eur, NULL::json AS products
     FROM pnl_hourly_between(${one}::text, ${start}::timestamptz, ${end}::timestamptz)`;
 }
 
@@ -121,8 +126,8 @@ export async function pnlReport(db: Queryable, traderId: string, day: string, tz
 }
 
 /**
- * The reports of several traders for one local day, in two queries whatever their number (one
- * per trader for a day read from pnl_hourly): how the report cache computes a round.
+ * The reports of several traders for one local day: one query whatever their number from the
+ * product sums (two per trader from pnl_hourly): how the report cache computes a round.
  */
 export async function pnlReports(db: Queryable, traderIds: readonly string[], day: string, tz: string, options: { sums?: boolean } = {}): Promise<Map<string, PnlReport>> {
   const sums = options.sums ?? readsSums(day, tz);
@@ -134,19 +139,19 @@ export async function pnlReports(db: Queryable, traderIds: readonly string[], da
   const slots = hoursOfDay(day, tz);
   const { start, end } = dayBounds(day, tz);
   const ids = [...new Set(traderIds)];
-  const rows = await db.query<DerivedRow & { trader_id: string; idx: number | null }>(sql`
+  const rows = await db.query<DerivedRow & { trader_id: string; idx: number | null; products: unknown }>(sql`
     WITH a AS (${aggregated(ids, start, end, sums)}),
          r AS (${references(start, end)}),
          t AS (SELECT * FROM unnest(${ids}::text[]) AS t(trader_id)),
          h AS (
-           SELECT t.trader_id, s.idx, ${hourValues}
+           SELECT t.trader_id, s.idx, a.products, ${hourValues}
            FROM t CROSS JOIN unnest(${slots.map((s) => s.start.toISOString())}::timestamptz[]) WITH ORDINALITY AS s(start, idx)
            LEFT JOIN a ON a.trader_id = t.trader_id AND a.bucket = s.start
            LEFT JOIN r ON r.delivery_start = s.start)
-    SELECT h.trader_id, h.idx::int8 AS idx, ${hourDerived} FROM h
+    SELECT h.trader_id, h.idx::int8 AS idx, h.products, ${hourDerived} FROM h
     UNION ALL
-    SELECT t.trader_id, NULL, x.* FROM t CROSS JOIN LATERAL (SELECT ${totalDerived} FROM h WHERE h.trader_id = t.trader_id AND h.trades > 0) x`);
-  const products = await productRows(db, ids, day, tz, sums);
+    SELECT t.trader_id, NULL, NULL, x.* FROM t CROSS JOIN LATERAL (SELECT ${totalDerived} FROM h WHERE h.trader_id = t.trader_id AND h.trades > 0) x`);
+  const products = sums ? productsOfRows(rows, day, tz) : await productRows(db, ids[0]!, day, tz);
   const reports = new Map<string, PnlReport>();
   for (const traderId of ids) {
     const own = rows.filter((r) => r.trader_id === traderId);
@@ -164,37 +169,38 @@ export async function pnlReports(db: Queryable, traderIds: readonly string[], da
   return reports;
 }
 
-/**
- * The products of the hours that traded something other than their plain hour, by trader and
- * slot index: from the product sums, or through sql/0071 (the raw trades of just those hours:
- * pnl_hourly has only hours; one trader).
- */
-async function productRows(db: Queryable, traderIds: readonly string[], day: string, tz: string, sums: boolean): Promise<Map<string, Map<number, PnlProductRow[]>>> {
-  const { start, end } = dayBounds(day, tz);
-  const rows = await db.query<{ trader_id: string; delivery_start: Date; delivery_end: Date; trades: number; buy_mw: string; sell_mw: string; pnl_eur: string }>(sums
-    ? sql`
-      WITH p AS (
-        SELECT trader_id, delivery_start, delivery_end, trades, buy_mw, sell_mw, round(sell_eur - buy_eur, 2) AS pnl_eur,
-          bool_or(delivery_end - delivery_start <> INTERVAL '1 hour' OR time_bucket(INTERVAL '1 hour', delivery_start) <> delivery_start)
-            OVER (PARTITION BY trader_id, time_bucket(INTERVAL '1 hour', delivery_start)) AS split
-        FROM pnl_product_sums
-        WHERE trader_id = ANY(${traderIds}::text[]) AND delivery_start >= ${start} AND delivery_start < ${end} AND trades > 0)
-      SELECT trader_id, delivery_start, delivery_end, trades, buy_mw, sell_mw, pnl_eur FROM p WHERE split ORDER BY 1, 2, 3`
-    : sql`
-      SELECT ${traderIds[0]!}::text AS trader_id, delivery_start, delivery_end, trades, buy_mw, sell_mw, pnl_eur
-      FROM pnl_products_between(${traderIds[0]!}::text, ${start}::timestamptz, ${end}::timestamptz)`);
-  const byTrader = new Map<string, Map<number, PnlProductRow[]>>();
-  for (const r of rows) {
-    const product = productOf(day, r.delivery_start, r.delivery_end, tz);
-    const bySlot = byTrader.get(r.trader_id) ?? new Map<number, PnlProductRow[]>();
-    byTrader.set(r.trader_id, bySlot);
-    const list = bySlot.get(product.slot.index) ?? [];
-    list.push({
-      period: formatPeriod(product), delivery_start: r.delivery_start.toISOString(), delivery_end: r.delivery_end.toISOString(),
-      trades: Number(r.trades), buy_mw: decimalToNumber(r.buy_mw), sell_mw: decimalToNumber(r.sell_mw), pnl_eur: decimalToNumber(r.pnl_eur),
-    });
-    bySlot.set(product.slot.index, list);
+type ProductsByTrader = Map<string, Map<number, PnlProductRow[]>>;
+
+function addProduct(byTrader: ProductsByTrader, traderId: string, day: string, tz: string, start: Date, end: Date, trades: number, buyMw: number, sellMw: number, pnlEur: number): void {
+  const product = productOf(day, start, end, tz);
+  const bySlot = byTrader.get(traderId) ?? new Map<number, PnlProductRow[]>();
+  byTrader.set(traderId, bySlot);
+  const list = bySlot.get(product.slot.index) ?? [];
+  list.push({ period: formatPeriod(product), delivery_start: start.toISOString(), delivery_end: end.toISOString(), trades, buy_mw: buyMw, sell_mw: sellMw, pnl_eur: pnlEur });
+  bySlot.set(product.slot.index, list);
+}
+
+/** The products listed with the hours of the product sums' query (JSON: numbers already decimal). */
+function productsOfRows(rows: readonly { trader_id: string; products: unknown }[], day: string, tz: string): ProductsByTrader {
+  const byTrader: ProductsByTrader = new Map();
+  for (const row of rows) {
+    if (row.products === null || row.products === undefined) continue;
+    const list = (typeof row.products === 'string' ? JSON.parse(row.products) : row.products) as [string, string, number, number, number, number][];
+    for (const [start, end, trades, buyMw, sellMw, pnlEur] of list) addProduct(byTrader, row.trader_id, day, tz, new Date(start), new Date(end), trades, buyMw, sellMw, pnlEur);
   }
+  return byTrader;
+}
+
+/**
+ * The products of one trader's hours that traded something other than their plain hour, from
+ * pnl_hourly's day through sql/0071 (the raw trades of just those hours: pnl_hourly has only hours).
+ */
+async function productRows(db: Queryable, traderId: string, day: string, tz: string): Promise<ProductsByTrader> {
+  const { start, end } = dayBounds(day, tz);
+  const rows = await db.query<{ delivery_start: Date; delivery_end: Date; trades: number; buy_mw: string; sell_mw: string; pnl_eur: string }>(sql`
+    SELECT delivery_start, delivery_end, trades, buy_mw, sell_mw, pnl_eur FROM pnl_products_between(${traderId}::text, ${start}::timestamptz, ${end}::timestamptz)`);
+  const byTrader: ProductsByTrader = new Map();
+  for (const r of rows) addProduct(byTrader, traderId, day, tz, r.delivery_start, r.delivery_end, Number(r.trades), decimalToNumber(r.buy_mw), decimalToNumber(r.sell_mw), decimalToNumber(r.pnl_eur));
   return byTrader;
 }
 
