@@ -1,7 +1,7 @@
 // The live hub and reports under abuse and load, over real Socket.IO connections and the real
 // HTTP app: one report computation for many readers (and still exact), the leading edge of PnL
-// rounds, the subscribe rate limit against a flood, sign-out and disabling ending streams, the
-// sockets gauge and the subscription cap.
+// rounds, the subscribe rate limit against a flood, cross-site handshakes, sign-out and disabling
+// ending streams, the sockets gauge and the subscription cap.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { io as connect, type Socket } from 'socket.io-client';
 import { addUser, disableUser } from '../server/auth/users';
@@ -252,6 +252,20 @@ describe('subscribe flood', () => {
     expect(okAcksWhenDealArrived).toBeLessThan(accepted);
     flooder.close();
   }, 180_000);
+});
+
+describe('cross-site live streams', () => {
+  it("refuses a handshake from another site's page, with the credentials right, and takes one from its own origin", async () => {
+    const host = new URL(a.url).host;
+    const refusal = await connected(client(a, { authorization: rita, origin: 'https://evil.example' })).then(() => undefined, (error: Error & { data?: unknown }) => error);
+    expect(refusal?.data).toEqual({ status_code: 403, message: `cross-site connection refused: Origin: "https://evil.example" is not this server (${host})` });
+    const fetched = await connected(client(a, { authorization: rita, 'sec-fetch-site': 'cross-site' })).then(() => undefined, (error: Error & { data?: unknown }) => error);
+    expect(fetched?.data).toMatchObject({ status_code: 403, message: 'cross-site connection refused: Sec-Fetch-Site: the request comes from another site' });
+    // The dashboard's own page, and API clients that send no Origin at all.
+    const own = await connected(client(a, { authorization: rita, origin: `http://${host}`, 'sec-fetch-site': 'same-origin' }));
+    expect(own.connected).toBe(true);
+    expect((await connected(client(a, { authorization: rita }))).connected).toBe(true);
+  });
 });
 
 describe('sign-out and disabling end live streams', () => {

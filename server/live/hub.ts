@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { readCookie, sessionCookie } from '../auth/authenticator';
 import { canSeeDesk, hashToken, type User } from '../auth/users';
 import type { AppDeps } from '../http/context';
+import { crossSite } from '../http/csrf';
 import { formatIssues } from '../http/errors';
 import { Counter } from '../http/metrics';
 import type { PnlFreshness } from '../reports/freshness';
@@ -99,6 +100,14 @@ export class LiveHub {
     this.sockets = deps.metrics.register(new Counter('powerdesk_live_sockets', 'Connected Socket.IO clients in this process', 'gauge'));
     this.io.use((socket, next) => {
       const { headers, address } = socket.handshake;
+      // Another site's page may not open a live stream on the browser's cookie or remembered
+      // credentials (a WebSocket is not held to the same-origin policy): as for writes.
+      const header = (name: string) => { const v = headers[name]; return Array.isArray(v) ? v.join(',') : v; };
+      const refused = crossSite({ origin: header('origin'), host: header('host'), forwardedHost: header('x-forwarded-host'), fetchSite: header('sec-fetch-site') });
+      if (refused) {
+        const message = `cross-site connection refused: ${refused}`;
+        return next(Object.assign(new Error(message), { data: { status_code: 403, message } }));
+      }
       deps.auth.authenticate({ authorization: headers.authorization, cookie: headers.cookie }, address).then((result) => {
         if (!result.ok) return next(Object.assign(new Error(result.message), { data: { status_code: result.status, message: result.message } }));
         socket.data.user = result.user;
