@@ -4,7 +4,7 @@
 // first, or let it do this itself with METER_COMPRESS_EVERY_MINUTES.
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../server/config';
-import { openDb } from '../server/db';
+import { openToolDb } from './cli';
 import { migrate } from '../server/db/migrate';
 import { compressOldChunks } from '../server/meters/compression';
 
@@ -15,7 +15,7 @@ if (!Number.isInteger(days) || days < 0) {
   process.stderr.write('--days: must be a whole number of days\n');
   process.exit(2);
 }
-const db = await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+const db = await openToolDb('compress-meters', config);
 try {
   await migrate(db);
   const started = performance.now();

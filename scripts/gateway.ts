@@ -3,7 +3,7 @@
 // so next to a running server use DATABASE_URL (a TimescaleDB server) or a DATA_DIR of its own.
 import { loadConfig, ConfigError, type Config } from '../server/config';
 import { systemClock } from '../server/clock';
-import { openDb } from '../server/db';
+import { openToolDb } from './cli';
 import { migrate } from '../server/db/migrate';
 import { redactUrl } from '../server/exchange/amqp-transport';
 import { exchangeUrl, FeedGateway, gatewayOptions } from '../server/feed';
@@ -26,7 +26,7 @@ async function main() {
   let db;
   let gateway: FeedGateway;
   try {
-    db = await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+    db = await openToolDb('gateway', config);
     await migrate(db, { log: (m) => log.info('migration', { file: m.replace('applied ', '') }) });
     gateway = new FeedGateway(gatewayOptions(config, { db, tz: config.MARKET_TZ, clock: systemClock, log }, ':gateway'));
     await gateway.start();

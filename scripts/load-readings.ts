@@ -5,7 +5,7 @@
 // /v1/meter-readings instead). Corrections replace stored values; bad lines are listed.
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../server/config';
-import { openDb } from '../server/db';
+import { openToolDb } from './cli';
 import { migrate } from '../server/db/migrate';
 import { loadReadingsBatched, loadReadingsCopy, type LoadProgress } from '../server/meters/bulk-load';
 import { applyMeterChunkInterval, defaultChunkDays } from '../server/meters/chunks';
@@ -18,7 +18,7 @@ if (!file) {
   process.exit(2);
 }
 const config = loadConfig();
-const db = await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+const db = await openToolDb('load-readings', config);
 const started = performance.now();
 let lastDraw = 0;
 function draw(p: LoadProgress, final = false) {

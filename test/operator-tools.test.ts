@@ -89,6 +89,16 @@ describe('npm run users', () => {
     expect(await list.exited).toBe(0);
     expect(list.output()).toContain(`users: embedded database in ${dataDir} (DATA_DIR)\n`);
     expect(list.output()).toMatch(/^ops\s+service\s+active$/m);
+    // The meter tools say it the same way.
+    const compress = tool('scripts/compress-meters.ts', ['--days', '7'], { DATA_DIR: dataDir });
+    expect(await compress.exited).toBe(0);
+    expect(compress.output()).toContain(`compress-meters: embedded database in ${dataDir} (DATA_DIR)\n`);
+    const csv = path.join(dataDir, 'readings.csv');
+    await writeFile(csv, 'read_timestamp,interval_read,energy_flow_direction,icp_id\n2026-01-05 00:30:00+13,1.5,X,ICP-OPS\n');
+    const load = tool('scripts/load-readings.ts', [csv], { DATA_DIR: dataDir });
+    expect(await load.exited).toBe(0);
+    expect(load.output()).toContain(`load-readings: embedded database in ${dataDir} (DATA_DIR)\n`);
+    expect(load.output()).toMatch(/"stored":1\b/);
   }, 120_000);
 
   it.skipIf(!process.env.TEST_DATABASE_URL)('says which database server it opened, without the password', async () => {
