@@ -34,8 +34,8 @@ interface Entry {
   started: boolean;
   /** Set once the computation succeeded: a hit. */
   done: boolean;
-  /** The report as JSON, made once for every reader over HTTP. */
-  json?: string;
+  /** The report as UTF-8 JSON, made once for every reader over HTTP. */
+  json?: Uint8Array<ArrayBuffer>;
 }
 
 interface Job {
@@ -87,11 +87,11 @@ export class ReportCache {
     return this.entry(traderId, day).promise;
   }
 
-  /** The same report as a JSON text, serialised once per computation however many read it. */
-  async getJson(traderId: string, day: string): Promise<string> {
+  /** The same report as UTF-8 JSON, serialised and encoded once per computation however many read it. */
+  async getJson(traderId: string, day: string): Promise<Uint8Array<ArrayBuffer>> {
     const entry = this.entry(traderId, day);
     const report = await entry.promise;
-    return (entry.json ??= JSON.stringify(report));
+    return (entry.json ??= new TextEncoder().encode(JSON.stringify(report)));
   }
 
   private entry(traderId: string, day: string): Entry {
