@@ -9,6 +9,7 @@ import { sql } from '../server/db';
 import { channels, type ClientToServerEvents, type PnlReport, type PnlUpdate, type ServerToClientEvents, type SubscribeAck } from '../server/live/events';
 import { maxSubscriptions, subscribeBurst } from '../server/live/hub';
 import { ReportCache } from '../server/reports/cache';
+import { pnlReport } from '../server/reports/pnl';
 import { dayBounds } from '../server/time/market-time';
 import { basic, jsonOf, startTestServer, trade, type TestServer } from './helpers/server';
 import { until } from './helpers/wait';
@@ -75,6 +76,28 @@ describe('reports: one computation for many readers, exact per commit', () => {
     for (const r of reports) expect(r).toEqual(reports[0]);
     expect(reports[0]!.total.trades).toBe(1);
     expect(reports[0]!.hours[9]!.pnl_eur).toBe(80); // 2 MW x 1 h x 40 EUR/MWh sold
+  });
+
+  it('computes the reports of many traders read at once in rounds, one query a day, each exact', async () => {
+    const day = '2031-05-12';
+    const traders = Array.from({ length: 8 }, (_, i) => `hl_round_${i}`);
+    for (const [i, trader] of traders.entries()) {
+      await post(a, { id: `hl-round-${i}`, trader_id: trader, delivery_day: day, delivery_hour: i, price: 1000 + i, quantity: 1, direction: 'sell' });
+    }
+    const cache = new ReportCache(a.deps.db, 'Europe/Berlin');
+    const reads = traders.flatMap((trader) => Array.from({ length: 5 }, () => cache.get(trader, day)));
+    const reports = await Promise.all(reads);
+    // Eight trader-days: the first reader's computation starts a round alone (its query sent, the
+    // first trader's other readers need one of their own); everything else waits for the next
+    // round, which does it all in one query.
+    expect(cache.stats.computed).toBeLessThanOrEqual(traders.length + 1);
+    expect(cache.stats.rounds).toBeLessThanOrEqual(2);
+    for (const [i, trader] of traders.entries()) {
+      const mine = reports.slice(i * 5, i * 5 + 5);
+      for (const r of mine) expect(r).toEqual(await pnlReport(a.deps.db, trader, day, 'Europe/Berlin'));
+      expect(mine[0]!.hours[i]!.pnl_eur).toBe(10 + i / 100);
+    }
+    await cache.close();
   });
 
   it('keeps finished reports only for a process alone on its database; otherwise every read after a write elsewhere includes it', async () => {
