@@ -105,7 +105,7 @@ async function main() {
 
   const sim = await startExchangeSim({ idPrefix: `bload${Date.now().toString(36)}`, traders });
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', ADMIN_USER: 'bench', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'error', EXCHANGE_WS_URL: sim.url });
-  const server = await start(config, { db });
+  const server = await start(config, { db, soleUser: true });
   const client: Socket<ServerToClientEvents, ClientToServerEvents> = io(server.url, { transports: ['websocket'], extraHeaders: { Authorization: auth } });
   const results: { readers: number; deal_p50_ms: number; deal_p99_ms: number; report_p50_ms?: number; report_p99_ms?: number; reports?: number; computed?: number; rounds?: number }[] = [];
   try {

@@ -46,6 +46,8 @@ export const v1Groups: RouteGroup[] = [
   { path: '/notifications', routes: notificationsRoutes },
 ];
 
+const bodiless = new Set(['GET', 'HEAD']);
+
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
@@ -88,7 +90,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const v1 = new Hono<AppEnv>();
   const limit = bodyLimit({ maxSize: 32 * 1024 * 1024, onError: (c) => c.json(errorBody(413, 'body: larger than 32 MiB'), 413) });
   // Bulk uploads (meter readings, algorithm results) are streamed in batches, never buffered.
-  v1.use('*', (c, next) => (c.req.method === 'POST' && streamedUploads.some((p) => p.test(c.req.path)) ? next() : limit(c, next)));
+  // GET and HEAD carry no body (the server does not read one): they skip the check, which would
+  // build a whole fetch Request from the Node request for every read.
+  v1.use('*', (c, next) => (bodiless.has(c.req.method) || (c.req.method === 'POST' && streamedUploads.some((p) => p.test(c.req.path))) ? next() : limit(c, next)));
   v1.use('*', writeGuard()); // no cross-site writes, no bodies a form could send
   v1.get('/openapi.json', (c) => c.json(deps.openapi.document({ version })));
   v1.route('/session', signInRoutes(deps)); // POST /v1/session is the only unauthenticated write

@@ -48,6 +48,8 @@ export interface StartOptions {
   log?: Logger;
   /** Use this database instead of opening one from the config (tests share an instance). */
   db?: Db;
+  /** The given embedded `db` is this server's alone (a benchmark's), as one it opened itself would be. */
+  soleUser?: boolean;
   /** Embedded in memory instead of under DATA_DIR (tests). */
   inMemory?: boolean;
 }
@@ -70,8 +72,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     await freshness.start();
     closers.unshift(() => freshness.close());
     // Finished reports are kept only where no other process can write: an embedded database this
-    // process opened itself (it admits one process at a time).
-    const reports = new ReportCache(db, config.MARKET_TZ, { freshness, log, singleProcess: !options.db && db.kind === 'embedded' });
+    // process opened itself (it admits one process at a time), or was given as its alone.
+    const reports = new ReportCache(db, config.MARKET_TZ, { freshness, log, singleProcess: (!options.db || options.soleUser === true) && db.kind === 'embedded' });
     await reports.start();
     closers.unshift(() => reports.close());
     const deps: AppDeps = {

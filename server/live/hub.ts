@@ -151,8 +151,8 @@ export class LiveHub {
   }
 
   /** The report a subscription starts with: from the shared cache (one computation per trader-day). */
-  private report(traderId: string, day: string) {
-    return this.deps.reports ? this.deps.reports.get(traderId, day) : pnlReport(this.deps.db, traderId, day, this.deps.tz);
+  private report(traderId: string, day: string, urgent = false) {
+    return this.deps.reports ? this.deps.reports.get(traderId, day, { urgent }) : pnlReport(this.deps.db, traderId, day, this.deps.tz);
   }
 
   async close(): Promise<void> {
@@ -315,7 +315,7 @@ export class LiveHub {
       touched.set(key, entry);
     }
     for (const [room, { trader_id, delivery_day, slots }] of touched) {
-      const report = await this.report(trader_id, delivery_day);
+      const report = await this.report(trader_id, delivery_day, true);
       for (const index of [...slots].sort((a, b) => a - b)) {
         this.io.to(room).emit('pnl', { trader_id, delivery_day, hour: report.hours[index]!, total: report.total });
         this.events.inc({ event: 'pnl' });

@@ -40,6 +40,8 @@ interface Entry {
 
 interface Job {
   entry: Entry;
+  /** The live hub's push of a change: not held back by roundSpacingMs (the hub spaces its own rounds). */
+  urgent: boolean;
   traderId: string;
   day: string;
   resolve: (report: PnlReport) => void;
@@ -56,13 +58,14 @@ export class ReportCache {
   private running = false;
   private timer?: NodeJS.Timeout;
   private nextRoundAt = 0;
+  private nextUrgentAt = 0;
   /** For tests and the benchmark. */
   readonly stats = { hits: 0, joined: 0, misses: 0, computed: 0, rounds: 0, invalidated: 0 };
 
   constructor(
     private db: Db | Queryable,
     private tz: string,
-    private options: { freshness?: PnlFreshness; log?: Logger; maxEntries?: number; singleProcess?: boolean; roundGap?: number } = {},
+    private options: { freshness?: PnlFreshness; log?: Logger; maxEntries?: number; singleProcess?: boolean; roundGap?: number; roundSpacingMs?: number } = {},
   ) {
     options.freshness?.onWrite((rows) => this.invalidateRows(rows));
   }
@@ -82,24 +85,31 @@ export class ReportCache {
     this.entries.clear();
   }
 
-  /** The current report of one trader and day: cached, or computed once for every reader waiting for it. */
-  async get(traderId: string, day: string): Promise<PnlReport> {
-    return this.entry(traderId, day).promise;
+  /**
+   * The current report of one trader and day: cached, or computed once for every reader waiting
+   * for it. `urgent` (the live hub's push of a change) starts the next round as soon as the last
+   * one's cost allows, without waiting out roundSpacingMs.
+   */
+  async get(traderId: string, day: string, options: { urgent?: boolean } = {}): Promise<PnlReport> {
+    return this.entry(traderId, day, options.urgent ?? false).promise;
   }
 
   /** The same report as UTF-8 JSON, serialised and encoded once per computation however many read it. */
   async getJson(traderId: string, day: string): Promise<Uint8Array<ArrayBuffer>> {
-    const entry = this.entry(traderId, day);
+    const entry = this.entry(traderId, day, false);
     const report = await entry.promise;
     return (entry.json ??= new TextEncoder().encode(JSON.stringify(report)));
   }
 
-  private entry(traderId: string, day: string): Entry {
+  private entry(traderId: string, day: string, urgent: boolean): Entry {
     const k = key(traderId, day);
     const cached = this.entries.get(k);
     if (cached && (this.options.singleProcess || !cached.started)) {
       if (cached.done) this.stats.hits++;
-      else this.stats.joined++;
+      else {
+        this.stats.joined++;
+        if (urgent) this.hurry(cached);
+      }
       // Most recently used last: the oldest are dropped first.
       this.entries.delete(k);
       this.entries.set(k, cached);
@@ -107,7 +117,7 @@ export class ReportCache {
     }
     this.stats.misses++;
     const entry: Entry = { started: false, done: false, promise: undefined as unknown as Promise<PnlReport> };
-    entry.promise = this.compute(entry, traderId, day).then(
+    entry.promise = this.compute(entry, traderId, day, urgent).then(
       (report) => { entry.done = true; return report; },
       (error: unknown) => { if (this.entries.get(k) === entry) this.entries.delete(k); throw error; },
     );
@@ -139,17 +149,27 @@ export class ReportCache {
   }
 
   /** Queues the computation for the next round. */
-  private compute(entry: Entry, traderId: string, day: string): Promise<PnlReport> {
+  private compute(entry: Entry, traderId: string, day: string, urgent: boolean): Promise<PnlReport> {
     return new Promise<PnlReport>((resolve, reject) => {
-      this.queued.push({ entry, traderId, day, resolve, reject });
-      this.schedule();
+      this.queued.push({ entry, traderId, day, urgent, resolve, reject });
+      if (urgent) this.hurry(entry);
+      else this.schedule();
     });
+  }
+
+  /** An urgent reader joined a queued computation: the round may start earlier. */
+  private hurry(entry: Entry): void {
+    const job = this.queued.find((j) => j.entry === entry);
+    if (!job) return; // already running
+    job.urgent = true;
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    this.schedule();
   }
 
   /** Starts a round when one is due: none running, and the gap after the previous one over. */
   private schedule(): void {
     if (this.running || this.timer || !this.queued.length) return;
-    const wait = this.nextRoundAt - performance.now();
+    const wait = (this.queued.some((j) => j.urgent) ? this.nextUrgentAt : this.nextRoundAt) - performance.now();
     if (wait > 0) {
       this.timer = setTimeout(() => { this.timer = undefined; this.schedule(); }, wait);
       return;
@@ -183,10 +203,13 @@ export class ReportCache {
         for (const job of jobs) job.reject(error);
       }
     }
-    // The next round waits as long as this one took: under a constant stream of readers and
-    // commits, reports take at most about half of the database's time.
+    // The next round waits twice as long as this one took, and at least roundSpacingMs: under
+    // a constant stream of readers and commits, reports take at most a third of the database's
+    // time, and far less when they are cheap (at most 1000 / roundSpacingMs rounds a second,
+    // however many read). A reader after a quiet spell is served at once.
     const end = performance.now();
-    this.nextRoundAt = end + (end - started) * (this.options.roundGap ?? 2);
+    this.nextUrgentAt = end + (end - started) * (this.options.roundGap ?? 2);
+    this.nextRoundAt = Math.max(this.nextUrgentAt, end + (this.options.roundSpacingMs ?? 50));
   }
 
   private onTradesStored(payload: string): void {
