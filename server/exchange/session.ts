@@ -436,11 +436,17 @@ export class ExchangeSession extends EventEmitter<SessionEvents> {
         if (unreadable.length) after.push(await this.options.unreadable(tx, unreadable));
         if (this.options.finish) after.push(await this.options.finish(tx));
         if (maxSeq > 0) {
+          // The resume point moved, and the gaps it closed marked filled, in one statement.
           const [row] = await tx.query<{ committed_seq: number }>(sql`
-            UPDATE exchange_sessions SET committed_seq = greatest(committed_seq, ${maxSeq}), exchange_seq = greatest(exchange_seq, ${this.exchangeSeq}), updated_at = ${now}
-            WHERE member = ${this.member} RETURNING committed_seq`);
+            WITH moved AS (
+              UPDATE exchange_sessions SET committed_seq = greatest(committed_seq, ${maxSeq}), exchange_seq = greatest(exchange_seq, ${this.exchangeSeq}), updated_at = ${now}
+              WHERE member = ${this.member} RETURNING committed_seq
+            ), filled AS (
+              UPDATE exchange_gaps SET filled_at = ${now}
+              WHERE member = ${this.member} AND filled_at IS NULL AND lost_at IS NULL AND to_seq <= coalesce((SELECT committed_seq FROM moved), ${maxSeq}::bigint)
+            )
+            SELECT committed_seq FROM moved`);
           committed = row?.committed_seq ?? maxSeq;
-          await tx.query(sql`UPDATE exchange_gaps SET filled_at = ${now} WHERE member = ${this.member} AND filled_at IS NULL AND lost_at IS NULL AND to_seq <= ${committed}`);
         }
       });
     }
