@@ -151,6 +151,8 @@ describe('orders over the websocket (simulator process)', () => {
     const filled = reports[1]!;
     expect(filled).toMatchObject({ filled_quantity: 12.3, leaves_quantity: 0, fill: { price: ask / 100, quantity: 12.3 } });
     expect(filled.exchange_order_id).toBe(reports[0]!.exchange_order_id);
+    // The fill's deal confirmation is a message of its own: it may come just after the report.
+    await until(() => full.deals(buy.client_order_id).length > 0, `the deal confirmation of ${buy.client_order_id}`, 30_000);
     const [deal] = full.deals(buy.client_order_id);
     expect(deal).toMatchObject({ id: filled.fill!.deal_id, order_id: buy.client_order_id, trader_id: 'sim_trader_7', direction: 'buy', price: ask / 100, quantity: 12.3, delivery_day: tomorrow, delivery_hour: '12-13' });
     // The deal is a deal confirmation like any other: the feed reads it as a trade.
