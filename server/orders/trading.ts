@@ -15,11 +15,17 @@ import { deliveryHour, gateClosure, MarketTimeError, parsePeriod, toLocal } from
 import { apiProduct, type TradeRow } from '../trades/normalize';
 import { ingestTradesIn } from '../trades/store';
 import { EventBatch, type TradingEvent } from './events';
+import { GroupCommit, type Placed, type Placement, type Preclaim } from './placement';
 import { InsufficientError, settleHolds, type TradingPolicy } from './holds';
-import { isOpen, minutesOf, orderColumns, periodOf, toApiOrder, type ApiOrder, type FillRow, type OrderRow, type OrderStatus } from './model';
+import { canonical, isOpen, minutesOf, orderColumnList, periodOf, toApiOrder, type ApiOrder, type FillRow, type OrderRow, type OrderStatus } from './model';
 import type { PlaceOrderInput } from './schema';
 
 export { InsufficientError } from './holds';
+
+/** The 409 of a client_order_id that is already the id of an order with other content. */
+function clientOrderIdTaken(clientOrderId: string, orderId: string): OrderStateError {
+  return new OrderStateError(`client_order_id: ${clientOrderId} is already the id of order ${orderId} with other content; use a new client_order_id`);
+}
 
 /** A request that cannot be done in the order's state (409) or names a wrong field (400). */
 export class OrderStateError extends Error {}
@@ -46,11 +52,26 @@ export class Trading {
   /** Called after a commit that wrote to the outbox (the dispatcher sends at once). */
   onOutbox?: () => void;
   private readonly listeners: Listener[] = [];
+  /** Sends the order_new messages of a group right after its commit (set where the dispatcher is started). */
+  preclaim?: Preclaim;
   /** Accounts known to exist (they are never deleted): placement skips creating them. */
   private readonly knownAccounts = new Set<string>();
+  /** Concurrent placements, committed in groups. */
+  readonly placements: GroupCommit;
 
   constructor(readonly options: TradingOptions) {
     this.policy = { marketHoldPrice: options.marketHoldPrice, shortLimitMw: options.shortLimitMw };
+    const self = this;
+    this.placements = new GroupCommit({
+      db: options.db, tz: options.tz, policy: this.policy, publishEvents: options.publishEvents ?? false, log: options.log, knownAccounts: this.knownAccounts,
+      get preclaim() { return self.preclaim; },
+      describe: (o) => this.describe(o),
+      orderNewFrame: (o) => this.orderNewFrame(o),
+      placeOne: (p) => this.placeOne(p),
+      withFills: (db, rows) => this.withFills(db, rows),
+      conflict: clientOrderIdTaken,
+      committed: (events, outbox) => this.committed(events, outbox),
+    });
   }
 
   get db(): Db { return this.options.db; }
@@ -93,8 +114,8 @@ export class Trading {
     }
   }
 
-  /** Places an order: 201 a new one, 200 the existing one for a repeated client_order_id with the same content. */
-  async place(input: PlaceOrderInput & { trader_id: string }): Promise<{ created: boolean; order: ApiOrder }> {
+  /** Places an order: 201 a new one, 200 the existing one for a repeated client_order_id with the same content (committed with concurrent placements as a group). */
+  async place(input: PlaceOrderInput & { trader_id: string }): Promise<Placed> {
     if (input.type === 'limit' && input.limit_price === undefined) throw new OrderInputError('limit_price: required for a limit order (eurocent/MWh)');
     if (input.type === 'market' && input.limit_price !== undefined) throw new OrderInputError('limit_price: not allowed for a market order (it fills at the market price); leave it out or use type "limit"');
     const period = this.product(input);
@@ -103,16 +124,22 @@ export class Trading {
     const clientOrderId = input.client_order_id ?? id;
     const limit = input.limit_price === undefined ? null : eur(BigInt(input.limit_price));
     const content = JSON.stringify({ side: input.side, type: input.type, time_in_force: input.time_in_force, delivery_day: input.delivery_day, delivery_start: period.start.toISOString(), delivery_end: period.end.toISOString(), quantity: String(input.quantity), limit_price: limit });
-    if (input.client_order_id !== undefined) {
-      const existing = await this.existing(input.trader_id, clientOrderId, content);
-      if (existing) return { created: false, order: existing };
-    }
     const o: OrderRow = {
       id, client_order_id: clientOrderId, trader_id: input.trader_id, side: input.side, type: input.type, time_in_force: input.time_in_force,
       delivery_day: input.delivery_day, delivery_start: period.start, delivery_end: period.end, quantity: String(input.quantity), limit_price: limit,
       status: 'pending_new', filled_quantity: '0', filled_value: '0', held: '0.00', held_mw: '0', pending_quantity: null, pending_limit: null,
       resume_status: null, reject_reason: null, exchange_order_id: null, created_at: now, updated_at: now,
     };
+    return this.placements.place({ o, content, clientGiven: input.client_order_id !== undefined });
+  }
+
+  /** One placement in a transaction of its own: hold, order, outbox message, notification, NOTIFY. */
+  private async placeOne({ o, content, clientGiven }: Placement): Promise<Placed> {
+    const now = o.created_at;
+    if (clientGiven) {
+      const existing = await this.existing(o.trader_id, o.client_order_id, content);
+      if (existing) return { created: false, order: existing };
+    }
     const events = new EventBatch();
     try {
       const written = await this.db.transaction(async (tx) => {
@@ -137,7 +164,7 @@ export class Trading {
       this.committed(written, true);
     } catch (error) {
       if (isUniqueViolation(error)) {
-        const existing = await this.existing(input.trader_id, clientOrderId, content);
+        const existing = await this.existing(o.trader_id, o.client_order_id, content);
         if (existing) return { created: false, order: existing };
       }
       throw error;
@@ -147,11 +174,9 @@ export class Trading {
 
   private async existing(traderId: string, clientOrderId: string, content: string): Promise<ApiOrder | undefined> {
     const [row] = await this.db.query<OrderRow & { content: unknown }>(sql`
-      SELECT ${raw(orderColumns)}, content FROM orders WHERE trader_id = ${traderId} AND client_order_id = ${clientOrderId}`);
+      SELECT ${orderColumnList}, content FROM orders WHERE trader_id = ${traderId} AND client_order_id = ${clientOrderId}`);
     if (!row) return undefined;
-    if (canonical(row.content) !== canonical(JSON.parse(content))) {
-      throw new OrderStateError(`client_order_id: ${clientOrderId} is already the id of order ${row.id} with other content; use a new client_order_id`);
-    }
+    if (canonical(row.content) !== canonical(JSON.parse(content))) throw clientOrderIdTaken(clientOrderId, row.id);
     return (await this.withFills(this.db, [row]))[0];
   }
 
@@ -175,7 +200,7 @@ export class Trading {
 
   async get(db: Queryable, id: string): Promise<ApiOrder | undefined> {
     if (!uuidPattern.test(id)) return undefined;
-    const rows = await db.query<OrderRow>(sql`SELECT ${raw(orderColumns)} FROM orders WHERE id = ${id}::uuid`);
+    const rows = await db.query<OrderRow>(sql`SELECT ${orderColumnList} FROM orders WHERE id = ${id}::uuid`);
     return rows.length ? (await this.withFills(db, rows))[0] : undefined;
   }
 
@@ -236,7 +261,7 @@ export class Trading {
     const now = this.options.clock.now();
     let changed = false;
     const { api, written } = await this.db.transaction(async (tx) => {
-      const [o] = await tx.query<OrderRow>(sql`SELECT ${raw(orderColumns)} FROM orders WHERE id = ${id}::uuid FOR UPDATE`);
+      const [o] = await tx.query<OrderRow>(sql`SELECT ${orderColumnList} FROM orders WHERE id = ${id}::uuid FOR UPDATE`);
       if (!o) throw new OrderNotFoundError(`id: no order ${id}`);
       allowed(o);
       changed = await fn(tx, o, now, events);
@@ -295,7 +320,7 @@ export class Trading {
       log.warn('execution report for an order id that is not ours: ignored', { seq: m.seq, client_order_id: r.client_order_id });
       return;
     }
-    const [o] = await tx.query<OrderRow>(sql`SELECT ${raw(orderColumns)} FROM orders WHERE id = ${r.client_order_id}::uuid FOR UPDATE`);
+    const [o] = await tx.query<OrderRow>(sql`SELECT ${orderColumnList} FROM orders WHERE id = ${r.client_order_id}::uuid FOR UPDATE`);
     if (!o) {
       log.warn('execution report for an unknown order: ignored', { seq: m.seq, client_order_id: r.client_order_id });
       return;
@@ -398,7 +423,7 @@ export class Trading {
     const cutoff = new Date(now.getTime() + this.options.gateClosureMinutes * 60_000);
     const { n, written } = await this.db.transaction(async (tx) => {
       const rows = await tx.query<OrderRow>(sql`
-        SELECT ${raw(orderColumns)} FROM orders
+        SELECT ${orderColumnList} FROM orders
         WHERE status IN ('pending_new', 'new', 'partially_filled', 'pending_cancel', 'pending_replace') AND delivery_start <= ${cutoff}
         ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED`);
       for (const o of rows) {
@@ -427,17 +452,6 @@ export class Trading {
     timer.unref?.();
     return async () => { clearInterval(timer); await running; };
   }
-}
-
-/** JSON with sorted keys (jsonb does not keep the order of keys). */
-function canonical(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
-}
-
-/** A fixed SQL fragment from code (column lists), never from input. */
-function raw(text: string) {
-  return sql([text] as unknown as TemplateStringsArray);
 }
 
 async function saveOrder(tx: Queryable, o: OrderRow): Promise<void> {
