@@ -10,6 +10,7 @@
 // through the one-transaction path, so one bad placement never fails the others.
 import type { Db, Queryable } from '../db';
 import { sql } from '../db';
+import { lockAccounts } from '../accounts/ledger';
 import { cents, eur, micro, mwText } from '../accounts/money';
 import type { Logger } from '../log';
 import { apiBalance, routingKey, tradingEventsChannel, type TradingEvent } from './events';
@@ -183,8 +184,7 @@ export class GroupCommit {
         ON CONFLICT (trader_id) DO NOTHING`);
     }
     const accounts = new Map<string, Account>();
-    for (const a of await tx.query<{ trader_id: string; available: string; held: string; owed: string; short_limit_mw: string | null }>(sql`
-      SELECT trader_id, available, held, owed, short_limit_mw FROM accounts WHERE trader_id = ANY(${traders}::text[]) ORDER BY trader_id FOR UPDATE`)) {
+    for (const a of await lockAccounts(tx, traders)) {
       accounts.set(a.trader_id, { available: cents(a.available), held: cents(a.held), owed: a.owed, shortLimit: micro(a.short_limit_mw ?? host.policy.shortLimitMw) });
     }
     // Read under the locks (a statement of its own: it sees what the locks' previous holders committed).
