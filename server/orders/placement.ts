@@ -128,12 +128,14 @@ export class GroupCommit {
     if (this.busy || !this.queue.length) return;
     this.busy = true;
     const group = this.queue.splice(0, this.groupMax);
-    // After a commit, one turn of the event loop before the next group forms: the embedded
-    // database runs in this thread, so requests that arrived meanwhile are read only now.
-    void this.commit(group).finally(() => setImmediate(() => {
+    // After a commit, the next group forms only once the event loop has polled for I/O (two
+    // check phases have one poll phase between them): the embedded database runs in this
+    // thread, so requests that arrived during the commit are read only then. Idle, a
+    // placement still goes at once.
+    void this.commit(group).finally(() => setImmediate(() => setImmediate(() => {
       this.busy = false;
       this.pump();
-    }));
+    })));
   }
 
   private async commit(members: Member[]): Promise<void> {
@@ -197,7 +199,8 @@ export class GroupCommit {
     const ledger: { o: OrderRow; need: bigint; availableAfter: bigint; heldAfter: bigint }[] = [];
     const moved = new Map<string, bigint>();
     for (const { p } of members) {
-      const o = p.o;
+      const o = { ...p.o }; // a copy: should the group fail, its members are placed again as they came
+
       const id = key(o.trader_id, o.client_order_id);
       const earlier = inGroup.get(id) ?? existing.get(id);
       if (earlier) {
