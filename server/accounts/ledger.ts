@@ -44,6 +44,15 @@ export async function lockAccount(tx: Queryable, traderId: string, now: Date): P
 }
 
 /**
+ * Locks existing accounts until the transaction ends, in trader_id order: every transaction that
+ * locks several accounts takes them in this one order, so none waits for another in a cycle.
+ */
+export async function lockAccounts(tx: Queryable, traderIds: readonly string[]): Promise<(Balance & { short_limit_mw: string | null })[]> {
+  return tx.query<Balance & { short_limit_mw: string | null }>(sql`
+    SELECT trader_id, available, held, owed, short_limit_mw, updated_at FROM accounts WHERE trader_id = ANY(${traderIds}::text[]) ORDER BY trader_id FOR UPDATE`);
+}
+
+/**
  * Moves cash and appends the ledger entry in one statement. With `atLeast`, only when available
  * cash is at least that much (cents): null when it is not (nothing moved), or when the account
  * does not exist.

@@ -45,6 +45,8 @@ export class OutboxDispatcher {
   private running?: Promise<void>;
   private again = false;
   private closed = false;
+  /** Sends of rows claimed at their insert, still under way. */
+  private readonly claimedRuns = new Set<Promise<void>>();
 
   constructor(options: DispatcherOptions) {
     this.id = options.id ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -76,6 +78,49 @@ export class OutboxDispatcher {
     this.closed = true;
     clearInterval(this.timer);
     await this.idle();
+    await Promise.all(this.claimedRuns);
+  }
+
+  /**
+   * The claim a writer may put on new rows it commits (claimed_by, claimed_until), when this
+   * dispatcher can send now: it then sends them itself right after the commit (sendClaimed),
+   * without a claim of its own. Undefined while it cannot send: the rows wait for any dispatcher.
+   * Rows whose writer died are sent by any dispatcher once the lease passed.
+   */
+  lease(): { by: string; until: Date } | undefined {
+    if (this.closed || !this.o.ready()) return undefined;
+    return { by: this.id, until: new Date(this.o.clock.now().getTime() + this.o.leaseMs) };
+  }
+
+  /**
+   * Sends committed rows claimed under lease() and marks them sent (unsent ones are freed for
+   * the next attempt). Only for rows no earlier unsent row of their order can precede (an
+   * order's first message).
+   */
+  sendClaimed(rows: OutboxRow[]): void {
+    if (this.closed || !rows.length) return;
+    const run = this.deliver(rows).then((failed) => {
+      if (failed) {
+        this.o.log.warn('outbox: sending failed; the messages stay queued', { destination: this.o.destination, error: failed.message });
+        this.wake();
+      }
+    });
+    this.claimedRuns.add(run);
+    void run.finally(() => this.claimedRuns.delete(run));
+  }
+
+  /** Sends claimed rows in order (the transport pipelines them) and marks what went; the first error, if any. */
+  private async deliver(rows: OutboxRow[]): Promise<Error | undefined> {
+    const sent: number[] = [];
+    let failed: Error | undefined;
+    const results = await Promise.allSettled(rows.map((r) => this.o.send(r)));
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') sent.push(rows[i]!.id);
+      else failed ??= r.reason as Error;
+    });
+    await this.markSent(sent, rows.filter((r) => !sent.includes(r.id)).map((r) => r.id), failed);
+    this.sent += sent.length;
+    return failed;
   }
 
   private async loop(): Promise<void> {
@@ -90,18 +135,10 @@ export class OutboxDispatcher {
         return;
       }
       if (!rows.length) return;
-      const sent: number[] = [];
-      let failed: Error | undefined;
       // Sent in order; the transport pipelines them (websocket writes, AMQP publisher confirms).
-      const results = await Promise.allSettled(rows.map((r) => this.o.send(r)));
-      results.forEach((r, i) => {
-        if (r.status === 'fulfilled') sent.push(rows[i]!.id);
-        else failed ??= r.reason as Error;
-      });
-      await this.markSent(sent, rows.filter((r) => !sent.includes(r.id)).map((r) => r.id), failed);
-      this.sent += sent.length;
+      const failed = await this.deliver(rows);
       if (failed) {
-        this.o.log.warn('outbox: sending failed; the messages stay queued', { destination: this.o.destination, unsent: rows.length - sent.length, error: failed.message });
+        this.o.log.warn('outbox: sending failed; the messages stay queued', { destination: this.o.destination, error: failed.message });
         return;
       }
       if (rows.length === this.o.batch) this.again = true;

@@ -15,6 +15,17 @@ export class InsufficientError extends Error {
   }
 }
 
+/** The 422 of a buy: what it needs held and what is available (EUR text). */
+export function cashRefusal(needCents: bigint, available: string): InsufficientError {
+  return new InsufficientError(`insufficient cash: this order needs ${eur(needCents)} EUR held, ${available} EUR is available`);
+}
+
+/** The 422 of a sell: what it needs and what may still be sold (micro-MW). */
+export function quantityRefusal(need: bigint, long: bigint, shortLimit: bigint, heldBefore: bigint): InsufficientError {
+  const free = long + shortLimit - heldBefore;
+  return new InsufficientError(`insufficient quantity: this order needs ${mwText(need)} MW to sell, ${mwText(free > 0n ? free : 0n)} MW is available (long ${mwText(long)} MW + short limit ${mwText(shortLimit)} MW − ${mwText(heldBefore)} MW held by open sells)`);
+}
+
 export interface TradingPolicy extends HoldPolicy {
   /** Default short limit of an account in MW (accounts.short_limit_mw overrides it). */
   shortLimitMw: string;
@@ -40,7 +51,7 @@ export async function settleHolds(tx: Queryable, o: OrderRow, policy: TradingPol
     const done = await book(tx, { trader_id: o.trader_id, kind: 'hold', available: -cashDiff, held: cashDiff, at, order_id: o.id }, cashDiff);
     if (!done) {
       const [acc] = await tx.query<{ available: string }>(sql`SELECT available FROM accounts WHERE trader_id = ${o.trader_id}`);
-      throw new InsufficientError(`insufficient cash: this order needs ${eur(cashDiff)} EUR held, ${acc?.available ?? '0.00'} EUR is available`);
+      throw cashRefusal(cashDiff, acc?.available ?? '0.00');
     }
     events.balance(done);
   } else if (cashDiff < 0n) {
@@ -58,9 +69,7 @@ export async function settleHolds(tx: Queryable, o: OrderRow, policy: TradingPol
     const heldBefore = held ? micro(held.held_mw) : 0n;
     const sellable = long + shortLimit;
     const free = sellable - heldBefore;
-    if (mwDiff > free) {
-      throw new InsufficientError(`insufficient quantity: this order needs ${mwText(mwDiff)} MW to sell, ${mwText(free > 0n ? free : 0n)} MW is available (long ${mwText(long)} MW + short limit ${mwText(shortLimit)} MW − ${mwText(heldBefore)} MW held by open sells)`);
-    }
+    if (mwDiff > free) throw quantityRefusal(mwDiff, long, shortLimit, heldBefore);
     try {
       await tx.query(sql`
         INSERT INTO sell_holds (trader_id, delivery_start, delivery_end, held_mw, sellable_mw)

@@ -43,7 +43,12 @@ export async function startDispatch(config: Config, deps: Pick<AppDeps, 'db' | '
     closers.unshift(() => events.close(), () => publisher.close());
   }
   trading.onOutbox = () => { for (const w of wakers) w(); };
+  // A group's order_new messages are claimed at insert and sent right after its commit.
+  trading.preclaim = { lease: () => orders.lease(), send: (rows) => orders.sendClaimed(rows) };
   gateway.on('connected', () => orders.wake());
   orders.start();
-  return async () => { for (const c of closers) await c(); };
+  return async () => {
+    trading.preclaim = undefined;
+    for (const c of closers) await c();
+  };
 }

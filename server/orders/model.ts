@@ -3,6 +3,7 @@
 // while a replace is pending, the larger of the old and the new order.
 import { apiProduct } from '../trades/normalize';
 import { cents, eur, holdCents, maxBig, micro } from '../accounts/money';
+import { sql } from '../db/sql';
 
 export const openStatuses = ['pending_new', 'new', 'partially_filled', 'pending_cancel', 'pending_replace'] as const;
 export const finalStatuses = ['filled', 'canceled', 'rejected', 'expired'] as const;
@@ -43,6 +44,15 @@ export interface OrderRow extends OrderIdentity {
 }
 
 export const orderColumns = 'id, client_order_id, trader_id, side, type, time_in_force, delivery_day, delivery_start, delivery_end, quantity, limit_price, status, filled_quantity, filled_value, held, held_mw, pending_quantity, pending_limit, resume_status, reject_reason, exchange_order_id, created_at, updated_at';
+
+/** The column list as a fixed SQL fragment (from code, never from input). */
+export const orderColumnList = sql([orderColumns] as unknown as TemplateStringsArray);
+
+/** JSON with sorted keys (jsonb does not keep the order of keys): placements compare their content with it. */
+export function canonical(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+}
 
 export interface FillRow {
   deal_id: string;

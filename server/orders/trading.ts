@@ -9,17 +9,23 @@ import type { InboundMessage } from '../exchange/session';
 import { checkExecutionReport, type ExecutionReport } from '../exchange/order-frames';
 import { numberToDecimal } from '../trades/decimal';
 import type { Logger } from '../log';
-import { book, ensureAccount, isUniqueViolation, lockAccount } from '../accounts/ledger';
+import { book, ensureAccount, isUniqueViolation, lockAccount, lockAccounts } from '../accounts/ledger';
 import { cents, eur, fillCents, fromScaled, micro, minBig, mwText, toScaled } from '../accounts/money';
 import { deliveryHour, gateClosure, MarketTimeError, parsePeriod, toLocal } from '../time/market-time';
 import { apiProduct, type TradeRow } from '../trades/normalize';
 import { ingestTradesIn } from '../trades/store';
 import { EventBatch, type TradingEvent } from './events';
+import { GroupCommit, type Placed, type Placement, type Preclaim } from './placement';
 import { InsufficientError, settleHolds, type TradingPolicy } from './holds';
-import { isOpen, minutesOf, orderColumns, periodOf, toApiOrder, type ApiOrder, type FillRow, type OrderRow, type OrderStatus } from './model';
+import { canonical, isOpen, minutesOf, orderColumnList, periodOf, toApiOrder, type ApiOrder, type FillRow, type OrderRow, type OrderStatus } from './model';
 import type { PlaceOrderInput } from './schema';
 
 export { InsufficientError } from './holds';
+
+/** The 409 of a client_order_id that is already the id of an order with other content. */
+function clientOrderIdTaken(clientOrderId: string, orderId: string): OrderStateError {
+  return new OrderStateError(`client_order_id: ${clientOrderId} is already the id of order ${orderId} with other content; use a new client_order_id`);
+}
 
 /** A request that cannot be done in the order's state (409) or names a wrong field (400). */
 export class OrderStateError extends Error {}
@@ -46,11 +52,26 @@ export class Trading {
   /** Called after a commit that wrote to the outbox (the dispatcher sends at once). */
   onOutbox?: () => void;
   private readonly listeners: Listener[] = [];
+  /** Sends the order_new messages of a group right after its commit (set where the dispatcher is started). */
+  preclaim?: Preclaim;
   /** Accounts known to exist (they are never deleted): placement skips creating them. */
   private readonly knownAccounts = new Set<string>();
+  /** Concurrent placements, committed in groups. */
+  readonly placements: GroupCommit;
 
   constructor(readonly options: TradingOptions) {
     this.policy = { marketHoldPrice: options.marketHoldPrice, shortLimitMw: options.shortLimitMw };
+    const self = this;
+    this.placements = new GroupCommit({
+      db: options.db, tz: options.tz, policy: this.policy, publishEvents: options.publishEvents ?? false, log: options.log, knownAccounts: this.knownAccounts,
+      get preclaim() { return self.preclaim; },
+      describe: (o) => this.describe(o),
+      orderNewFrame: (o) => this.orderNewFrame(o),
+      placeOne: (p) => this.placeOne(p),
+      withFills: (db, rows) => this.withFills(db, rows),
+      conflict: clientOrderIdTaken,
+      committed: (events, outbox) => this.committed(events, outbox),
+    });
   }
 
   get db(): Db { return this.options.db; }
@@ -93,8 +114,8 @@ export class Trading {
     }
   }
 
-  /** Places an order: 201 a new one, 200 the existing one for a repeated client_order_id with the same content. */
-  async place(input: PlaceOrderInput & { trader_id: string }): Promise<{ created: boolean; order: ApiOrder }> {
+  /** Places an order: 201 a new one, 200 the existing one for a repeated client_order_id with the same content (committed with concurrent placements as a group). */
+  async place(input: PlaceOrderInput & { trader_id: string }): Promise<Placed> {
     if (input.type === 'limit' && input.limit_price === undefined) throw new OrderInputError('limit_price: required for a limit order (eurocent/MWh)');
     if (input.type === 'market' && input.limit_price !== undefined) throw new OrderInputError('limit_price: not allowed for a market order (it fills at the market price); leave it out or use type "limit"');
     const period = this.product(input);
@@ -103,16 +124,22 @@ export class Trading {
     const clientOrderId = input.client_order_id ?? id;
     const limit = input.limit_price === undefined ? null : eur(BigInt(input.limit_price));
     const content = JSON.stringify({ side: input.side, type: input.type, time_in_force: input.time_in_force, delivery_day: input.delivery_day, delivery_start: period.start.toISOString(), delivery_end: period.end.toISOString(), quantity: String(input.quantity), limit_price: limit });
-    if (input.client_order_id !== undefined) {
-      const existing = await this.existing(input.trader_id, clientOrderId, content);
-      if (existing) return { created: false, order: existing };
-    }
     const o: OrderRow = {
       id, client_order_id: clientOrderId, trader_id: input.trader_id, side: input.side, type: input.type, time_in_force: input.time_in_force,
       delivery_day: input.delivery_day, delivery_start: period.start, delivery_end: period.end, quantity: String(input.quantity), limit_price: limit,
       status: 'pending_new', filled_quantity: '0', filled_value: '0', held: '0.00', held_mw: '0', pending_quantity: null, pending_limit: null,
       resume_status: null, reject_reason: null, exchange_order_id: null, created_at: now, updated_at: now,
     };
+    return this.placements.place({ o, content, clientGiven: input.client_order_id !== undefined });
+  }
+
+  /** One placement in a transaction of its own: hold, order, outbox message, notification, NOTIFY. */
+  private async placeOne({ o, content, clientGiven }: Placement): Promise<Placed> {
+    const now = o.created_at;
+    if (clientGiven) {
+      const existing = await this.existing(o.trader_id, o.client_order_id, content);
+      if (existing) return { created: false, order: existing };
+    }
     const events = new EventBatch();
     try {
       const written = await this.db.transaction(async (tx) => {
@@ -137,7 +164,7 @@ export class Trading {
       this.committed(written, true);
     } catch (error) {
       if (isUniqueViolation(error)) {
-        const existing = await this.existing(input.trader_id, clientOrderId, content);
+        const existing = await this.existing(o.trader_id, o.client_order_id, content);
         if (existing) return { created: false, order: existing };
       }
       throw error;
@@ -147,11 +174,9 @@ export class Trading {
 
   private async existing(traderId: string, clientOrderId: string, content: string): Promise<ApiOrder | undefined> {
     const [row] = await this.db.query<OrderRow & { content: unknown }>(sql`
-      SELECT ${raw(orderColumns)}, content FROM orders WHERE trader_id = ${traderId} AND client_order_id = ${clientOrderId}`);
+      SELECT ${orderColumnList}, content FROM orders WHERE trader_id = ${traderId} AND client_order_id = ${clientOrderId}`);
     if (!row) return undefined;
-    if (canonical(row.content) !== canonical(JSON.parse(content))) {
-      throw new OrderStateError(`client_order_id: ${clientOrderId} is already the id of order ${row.id} with other content; use a new client_order_id`);
-    }
+    if (canonical(row.content) !== canonical(JSON.parse(content))) throw clientOrderIdTaken(clientOrderId, row.id);
     return (await this.withFills(this.db, [row]))[0];
   }
 
@@ -175,7 +200,7 @@ export class Trading {
 
   async get(db: Queryable, id: string): Promise<ApiOrder | undefined> {
     if (!uuidPattern.test(id)) return undefined;
-    const rows = await db.query<OrderRow>(sql`SELECT ${raw(orderColumns)} FROM orders WHERE id = ${id}::uuid`);
+    const rows = await db.query<OrderRow>(sql`SELECT ${orderColumnList} FROM orders WHERE id = ${id}::uuid`);
     return rows.length ? (await this.withFills(db, rows))[0] : undefined;
   }
 
@@ -186,9 +211,11 @@ export class Trading {
     return rows.map((r) => toApiOrder(r, by.get(r.id) ?? [], this.tz));
   }
 
-  /** The API's order; its fills read only when it has any. */
-  private async apiOf(db: Queryable, o: OrderRow): Promise<ApiOrder> {
-    return micro(o.filled_quantity) > 0n ? (await this.withFills(db, [o]))[0]! : toApiOrder(o, [], this.tz);
+  /** The API's orders; fills read (in one statement) only for those that have any. */
+  private async apisOf(db: Queryable, rows: OrderRow[]): Promise<ApiOrder[]> {
+    const filled = rows.filter((o) => micro(o.filled_quantity) > 0n);
+    const withFills = new Map((filled.length ? await this.withFills(db, filled) : []).map((o) => [o.id, o]));
+    return rows.map((o) => withFills.get(o.id) ?? toApiOrder(o, [], this.tz));
   }
 
   /** Asks the exchange to cancel: 202 pending_cancel. */
@@ -236,20 +263,20 @@ export class Trading {
     const now = this.options.clock.now();
     let changed = false;
     const { api, written } = await this.db.transaction(async (tx) => {
-      const [o] = await tx.query<OrderRow>(sql`SELECT ${raw(orderColumns)} FROM orders WHERE id = ${id}::uuid FOR UPDATE`);
+      const [o] = await tx.query<OrderRow>(sql`SELECT ${orderColumnList} FROM orders WHERE id = ${id}::uuid FOR UPDATE`);
       if (!o) throw new OrderNotFoundError(`id: no order ${id}`);
       allowed(o);
       changed = await fn(tx, o, now, events);
       if (changed) {
         o.updated_at = now;
-        await saveOrder(tx, o);
+        await saveOrders(tx, [o]);
       }
-      const api = await this.apiOf(tx, o);
-      if (changed) events.order(api);
+      const [api] = await this.apisOf(tx, [o]);
+      if (changed) events.order(api!);
       return { api, written: await events.write(tx, this.options.publishEvents ?? false, now) };
     });
     this.committed(written, changed);
-    return api;
+    return api!;
   }
 
   /** Deposit (positive cents) or withdrawal (negative, at most the available cash). */
@@ -272,33 +299,49 @@ export class Trading {
     return written;
   }
 
-  /** The session's handler of `execution_report`, in the transaction that commits their seq. */
+  /**
+   * The session's handler of `execution_report`, in the transaction that commits their seq. The
+   * batch's orders are locked in one statement (in id order) and written back in one; the
+   * accounts whose cash may move are locked in trader_id order, as placements lock them.
+   */
   async handleReports(tx: Queryable, messages: InboundMessage[]): Promise<() => void> {
     const events = new EventBatch();
     const trades: TradeRow[] = [];
+    const reports: { r: ExecutionReport; m: InboundMessage }[] = [];
     for (const m of messages) {
       const checked = checkExecutionReport(m.body);
-      if (!checked.ok) {
-        this.options.log.warn('unreadable execution report: ignored', { seq: m.seq, reason: checked.reason, raw: m.raw.slice(0, 500) });
-        continue;
-      }
-      await this.applyReport(tx, checked.value, m, events, trades);
+      if (!checked.ok) this.options.log.warn('unreadable execution report: ignored', { seq: m.seq, reason: checked.reason, raw: m.raw.slice(0, 500) });
+      else reports.push({ r: checked.value, m });
     }
+    const ids = [...new Set(reports.flatMap(({ r }) => (r.client_order_id !== null && uuidPattern.test(r.client_order_id) ? [r.client_order_id.toLowerCase()] : [])))];
+    const orders = new Map((ids.length ? await tx.query<OrderRow>(sql`SELECT ${orderColumnList} FROM orders WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR UPDATE`) : []).map((o) => [o.id, o]));
+    // A plain acknowledgement moves no cash; anything else may release holds or book a fill.
+    const moving = reports.filter(({ r }) => r.fill || (r.status !== 'new' && r.status !== 'partially_filled')).flatMap(({ r }) => orders.get(r.client_order_id?.toLowerCase() ?? '')?.trader_id ?? []);
+    if (moving.length) await lockAccounts(tx, [...new Set(moving)]);
+    const changed = new Map<string, OrderRow>();
+    for (const { r, m } of reports) {
+      const o = r.client_order_id === null ? undefined : orders.get(r.client_order_id.toLowerCase());
+      if (!(await this.applyReport(tx, r, m, o, events, trades))) continue;
+      changed.delete(o!.id); // the latest change last: its event goes after the others
+      changed.set(o!.id, o!);
+    }
+    await saveOrders(tx, [...changed.values()]);
+    for (const api of await this.apisOf(tx, [...changed.values()])) events.order(api);
     if (trades.length) await ingestTradesIn(tx, trades, 'feed', this.tz, messages[0]!.receivedAt);
     const written = events.empty ? [] : await events.write(tx, this.options.publishEvents ?? false, messages[0]?.receivedAt ?? this.options.clock.now());
     return () => this.committed(written, false);
   }
 
-  private async applyReport(tx: Queryable, r: ExecutionReport, m: InboundMessage, events: EventBatch, trades: TradeRow[]): Promise<void> {
+  /** Applies a report to its order (locked, in memory; the caller writes it): false when it is not ours. */
+  private async applyReport(tx: Queryable, r: ExecutionReport, m: InboundMessage, o: OrderRow | undefined, events: EventBatch, trades: TradeRow[]): Promise<boolean> {
     const log = this.options.log;
     if (r.client_order_id === null || !uuidPattern.test(r.client_order_id)) {
       log.warn('execution report for an order id that is not ours: ignored', { seq: m.seq, client_order_id: r.client_order_id });
-      return;
+      return false;
     }
-    const [o] = await tx.query<OrderRow>(sql`SELECT ${raw(orderColumns)} FROM orders WHERE id = ${r.client_order_id}::uuid FOR UPDATE`);
     if (!o) {
       log.warn('execution report for an unknown order: ignored', { seq: m.seq, client_order_id: r.client_order_id });
-      return;
+      return false;
     }
     const at = new Date(r.transact_time);
     const now = m.receivedAt;
@@ -360,9 +403,6 @@ export class Trading {
     await settleHolds(tx, o, this.policy, now, events); // only releases: a report never makes an order hold more
     if (fill) await this.bookFill(tx, o, fill, now, events);
     o.updated_at = now;
-    await saveOrder(tx, o);
-    const api = await this.apiOf(tx, o);
-    events.order(api);
     const text = this.describe(o);
     if (fill) events.notify(o.trader_id, o.status === 'filled' ? 'filled' : 'partially_filled', `${text}: ${Number(fill.quantity)} MW filled at ${fill.price} EUR/MWh (${Number(o.filled_quantity)} of ${Number(o.quantity)} MW)`, o.id, now);
     else if (before !== o.status || r.status.endsWith('_rejected') || r.status === 'replaced') {
@@ -373,6 +413,7 @@ export class Trading {
       const what = said[r.status];
       if (what) events.notify(o.trader_id, r.status, `${text} ${what}`, o.id, now);
     }
+    return true;
   }
 
   /** A fill's money: a buy's cost leaves available cash (what is not there is owed), a sell's proceeds arrive. */
@@ -398,18 +439,21 @@ export class Trading {
     const cutoff = new Date(now.getTime() + this.options.gateClosureMinutes * 60_000);
     const { n, written } = await this.db.transaction(async (tx) => {
       const rows = await tx.query<OrderRow>(sql`
-        SELECT ${raw(orderColumns)} FROM orders
+        SELECT ${orderColumnList} FROM orders
         WHERE status IN ('pending_new', 'new', 'partially_filled', 'pending_cancel', 'pending_replace') AND delivery_start <= ${cutoff}
         ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED`);
+      // Accounts in trader_id order, as placements and reports lock them (no deadlock between them).
+      if (rows.length) await lockAccounts(tx, [...new Set(rows.map((o) => o.trader_id))]);
       for (const o of rows) {
         o.status = 'expired';
         o.pending_quantity = o.pending_limit = null;
         o.resume_status = null;
         o.updated_at = now;
         await settleHolds(tx, o, this.policy, now, events);
-        await saveOrder(tx, o);
-        const api = await this.apiOf(tx, o);
-        events.order(api);
+      }
+      await saveOrders(tx, rows);
+      for (const api of await this.apisOf(tx, rows)) events.order(api);
+      for (const o of rows) {
         events.notify(o.trader_id, 'expired', `${this.describe(o)} expired at gate closure${Number(o.filled_quantity) > 0 ? ` (${Number(o.filled_quantity)} of ${Number(o.quantity)} MW filled)` : ''}`, o.id, now);
       }
       return { n: rows.length, written: rows.length ? await events.write(tx, this.options.publishEvents ?? false, now) : [] };
@@ -429,21 +473,17 @@ export class Trading {
   }
 }
 
-/** JSON with sorted keys (jsonb does not keep the order of keys). */
-function canonical(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
-}
-
-/** A fixed SQL fragment from code (column lists), never from input. */
-function raw(text: string) {
-  return sql([text] as unknown as TemplateStringsArray);
-}
-
-async function saveOrder(tx: Queryable, o: OrderRow): Promise<void> {
+/** Writes the orders' changeable columns back, in one statement. */
+async function saveOrders(tx: Queryable, rows: OrderRow[]): Promise<void> {
+  if (!rows.length) return;
+  const col = <K extends keyof OrderRow>(k: K) => rows.map((o) => o[k]);
   await tx.query(sql`
-    UPDATE orders SET status = ${o.status}, quantity = ${o.quantity}::numeric, limit_price = ${o.limit_price}::numeric, filled_quantity = ${o.filled_quantity}::numeric,
-      filled_value = ${o.filled_value}::numeric, held = ${o.held}::numeric, held_mw = ${o.held_mw}::numeric, pending_quantity = ${o.pending_quantity}::numeric,
-      pending_limit = ${o.pending_limit}::numeric, resume_status = ${o.resume_status}, reject_reason = ${o.reject_reason}, exchange_order_id = ${o.exchange_order_id}, updated_at = ${o.updated_at}
-    WHERE id = ${o.id}::uuid`);
+    UPDATE orders o SET status = u.status, quantity = u.quantity, limit_price = u.limit_price, filled_quantity = u.filled_quantity, filled_value = u.filled_value,
+      held = u.held, held_mw = u.held_mw, pending_quantity = u.pending_quantity, pending_limit = u.pending_limit, resume_status = u.resume_status,
+      reject_reason = u.reject_reason, exchange_order_id = u.exchange_order_id, updated_at = u.updated_at
+    FROM unnest(${col('id')}::uuid[], ${col('status')}::text[], ${col('quantity')}::numeric[], ${col('limit_price')}::numeric[], ${col('filled_quantity')}::numeric[],
+      ${col('filled_value')}::numeric[], ${col('held')}::numeric[], ${col('held_mw')}::numeric[], ${col('pending_quantity')}::numeric[], ${col('pending_limit')}::numeric[],
+      ${col('resume_status')}::text[], ${col('reject_reason')}::text[], ${col('exchange_order_id')}::text[], ${rows.map((o) => o.updated_at.toISOString())}::timestamptz[])
+      AS u(id, status, quantity, limit_price, filled_quantity, filled_value, held, held_mw, pending_quantity, pending_limit, resume_status, reject_reason, exchange_order_id, updated_at)
+    WHERE o.id = u.id`);
 }
