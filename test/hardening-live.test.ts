@@ -100,13 +100,21 @@ describe('reports: one computation for many readers, exact per commit', () => {
     await cache.close();
   });
 
-  it('spaces rounds for readers by roundSpacingMs, while the live push of a change starts the next round at once, with every reader queued', async () => {
+  it('spaces rounds for readers by roundSpacingMs after a crowded round, not a lone reader\'s, while the live push of a change starts the next round at once, with every reader queued', async () => {
     const day = '2031-05-13';
     await post(a, { id: 'hl-space-1', trader_id: 'hl_space', delivery_day: day, delivery_hour: 9, price: 1000, quantity: 1, direction: 'buy' });
     const cache = new ReportCache(a.deps.db, 'Europe/Berlin', { singleProcess: true, roundSpacingMs: 600_000 });
     try {
-      // After a quiet spell the first reader is served at once.
+      // After a quiet spell the first readers are served at once; a lone reader again at once.
       expect((await cache.get('hl_space', day)).total.trades).toBe(1);
+      cache.invalidate('hl_space', day);
+      expect((await cache.get('hl_space', day)).total.trades).toBe(1);
+      expect(cache.stats.rounds).toBe(2);
+      // A crowded round: two readers of the day.
+      cache.invalidate('hl_space', day);
+      const two = await Promise.all([cache.get('hl_space', day), cache.get('hl_space', day)]);
+      expect(two.map((r) => r.total.trades)).toEqual([1, 1]);
+      expect(cache.stats.rounds).toBe(3);
       await post(a, { id: 'hl-space-2', trader_id: 'hl_space', delivery_day: day, delivery_hour: 9, price: 1000, quantity: 1, direction: 'buy' });
       cache.invalidate('hl_space', day);
       // A reader right after that round waits for the spacing (ten minutes here): still waiting.
@@ -114,12 +122,12 @@ describe('reports: one computation for many readers, exact per commit', () => {
       const reader = cache.get('hl_space', day).then((r) => { read = r.total.trades; return r; });
       await new Promise((r) => setTimeout(r, 300));
       expect(read).toBeUndefined();
-      expect(cache.stats.rounds).toBe(1);
+      expect(cache.stats.rounds).toBe(3);
       // The hub's push of a change joins it and starts the round: both get the new trade.
       const pushed = await cache.get('hl_space', day, { urgent: true });
       expect(pushed.total.trades).toBe(2);
       expect((await reader).total.trades).toBe(2);
-      expect(cache.stats.rounds).toBe(2);
+      expect(cache.stats.rounds).toBe(4);
     } finally {
       await cache.close();
     }

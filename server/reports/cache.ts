@@ -29,6 +29,8 @@ import type { PnlFreshness } from './freshness';
 import { pnlReports } from './pnl';
 
 interface Entry {
+  /** How many readers asked for it before its query was sent. */
+  readers: number;
   promise: Promise<PnlReport>;
   /** Set when its query is sent: from then on a commit makes it stale. */
   started: boolean;
@@ -108,6 +110,7 @@ export class ReportCache {
       if (cached.done) this.stats.hits++;
       else {
         this.stats.joined++;
+        if (!cached.started) cached.readers++;
         if (urgent) this.hurry(cached);
       }
       // Most recently used last: the oldest are dropped first.
@@ -116,7 +119,7 @@ export class ReportCache {
       return cached;
     }
     this.stats.misses++;
-    const entry: Entry = { started: false, done: false, promise: undefined as unknown as Promise<PnlReport> };
+    const entry: Entry = { readers: 1, started: false, done: false, promise: undefined as unknown as Promise<PnlReport> };
     entry.promise = this.compute(entry, traderId, day, urgent).then(
       (report) => { entry.done = true; return report; },
       (error: unknown) => { if (this.entries.get(k) === entry) this.entries.delete(k); throw error; },
@@ -203,13 +206,15 @@ export class ReportCache {
         for (const job of jobs) job.reject(error);
       }
     }
-    // The next round waits twice as long as this one took, and at least roundSpacingMs: under
-    // a constant stream of readers and commits, reports take at most a third of the database's
-    // time, and far less when they are cheap (at most 1000 / roundSpacingMs rounds a second,
-    // however many read). A reader after a quiet spell is served at once.
+    // The next round waits twice as long as this one took and, after a crowded round (more than
+    // one reader or trader-day in it), at least roundSpacingMs: under a constant stream of
+    // readers and commits, reports take at most a third of the database's time, and far less
+    // when they are cheap (at most 1000 / roundSpacingMs crowded rounds a second, however many
+    // read). A lone reader reading again and again is not held back.
     const end = performance.now();
+    const crowded = batch.length > 1 || batch.some((job) => job.entry.readers > 1);
     this.nextUrgentAt = end + (end - started) * (this.options.roundGap ?? 2);
-    this.nextRoundAt = Math.max(this.nextUrgentAt, end + (this.options.roundSpacingMs ?? 50));
+    this.nextRoundAt = crowded ? Math.max(this.nextUrgentAt, end + (this.options.roundSpacingMs ?? 50)) : this.nextUrgentAt;
   }
 
   private onTradesStored(payload: string): void {
