@@ -8,10 +8,10 @@
 // computation still waiting for its turn stays shared across invalidations (its query will see
 // those commits): however fast the commits, a trader-day costs at most one computation running
 // and one waiting. Computations go in rounds: every one queued when a round starts is done in
-// it, one query per day for all its traders (a few rows per hour each, see pnl.ts), and the next
-// round waits as long as the last one took, so under any number of readers and any rate of
-// commits reports take at most about half of the database's time and ingestion the rest (the
-// embedded database has one connection).
+// it, one query per day for all its traders (a few rows per hour each, see pnl.ts), and after a
+// crowded round the next waits twice as long as it took and at least roundSpacingMs, so under any
+// number of readers and any rate of commits reports take a small share of the database's time
+// and ingestion the rest (the embedded database has one connection).
 //
 // Keeping finished reports (and joining a computation already sent) is only right where every
 // write is seen at once: one process on its own embedded database (`singleProcess`). Where other
@@ -29,7 +29,7 @@ import type { PnlFreshness } from './freshness';
 import { pnlReports } from './pnl';
 
 interface Entry {
-  /** How many readers asked for it before its query was sent. */
+  /** How many readers asked for it before it was done. */
   readers: number;
   promise: Promise<PnlReport>;
   /** Set when its query is sent: from then on a commit makes it stale. */
@@ -61,6 +61,8 @@ export class ReportCache {
   private timer?: NodeJS.Timeout;
   private nextRoundAt = 0;
   private nextUrgentAt = 0;
+  /** Reads (hits included) since the last round started: more than one means company. */
+  private reads = 0;
   /** For tests and the benchmark. */
   readonly stats = { hits: 0, joined: 0, misses: 0, computed: 0, rounds: 0, invalidated: 0 };
 
@@ -104,13 +106,14 @@ export class ReportCache {
   }
 
   private entry(traderId: string, day: string, urgent: boolean): Entry {
+    this.reads++;
     const k = key(traderId, day);
     const cached = this.entries.get(k);
     if (cached && (this.options.singleProcess || !cached.started)) {
       if (cached.done) this.stats.hits++;
       else {
         this.stats.joined++;
-        if (!cached.started) cached.readers++;
+        cached.readers++;
         if (urgent) this.hurry(cached);
       }
       // Most recently used last: the oldest are dropped first.
@@ -196,6 +199,8 @@ export class ReportCache {
     for (const job of batch) job.entry.started = true;
     this.stats.computed += batch.length;
     this.stats.rounds++;
+    const reads = this.reads;
+    this.reads = 0;
     const days = new Map<string, Job[]>();
     for (const job of batch) days.set(job.day, [...(days.get(job.day) ?? []), job]);
     for (const [day, jobs] of days) {
@@ -206,15 +211,16 @@ export class ReportCache {
         for (const job of jobs) job.reject(error);
       }
     }
-    // The next round waits twice as long as this one took and, after a crowded round (more than
-    // one reader or trader-day in it), at least roundSpacingMs: under a constant stream of
-    // readers and commits, reports take at most a third of the database's time, and far less
-    // when they are cheap (at most 1000 / roundSpacingMs crowded rounds a second, however many
-    // read). A lone reader reading again and again is not held back.
+    // After a crowded round (more than one read since the round before it started, more than one
+    // trader-day or reader in it, or more queued while it ran) the next one waits twice as long as this one took, and at least roundSpacingMs unless
+    // the live hub pushes a change (urgent): under a constant stream of readers and commits,
+    // reports take at most a third of the database's time, and far less when they are cheap (at
+    // most 1000 / roundSpacingMs crowded rounds a second, however many read). A lone reader
+    // reading again and again, one computation at a time, is not held back.
     const end = performance.now();
-    const crowded = batch.length > 1 || batch.some((job) => job.entry.readers > 1);
-    this.nextUrgentAt = end + (end - started) * (this.options.roundGap ?? 2);
-    this.nextRoundAt = crowded ? Math.max(this.nextUrgentAt, end + (this.options.roundSpacingMs ?? 50)) : this.nextUrgentAt;
+    const crowded = reads > 1 || batch.length > 1 || this.queued.length > 0 || batch.some((job) => job.entry.readers > 1);
+    this.nextUrgentAt = crowded ? end + (end - started) * (this.options.roundGap ?? 2) : end;
+    this.nextRoundAt = crowded ? Math.max(this.nextUrgentAt, end + (this.options.roundSpacingMs ?? 50)) : end;
   }
 
   private onTradesStored(payload: string): void {
