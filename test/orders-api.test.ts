@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../server/auth/users';
 import { sql } from '../server/db';
 import { basic, jsonOf, startTestServer, type TestServer } from './helpers/server';
-import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from './helpers/fake-exchange-orders';
+import { linkedEnv, startFakeExchange, type FakeExchange, type FakeExchangeOptions } from './helpers/fake-exchange-orders';
 import { until } from './helpers/wait';
 
 let server: TestServer;
@@ -22,7 +22,7 @@ const nextTrader = () => `tr${++n}_${Math.random().toString(36).slice(2, 6)}`;
 
 beforeAll(async () => {
   exchange = await startFakeExchange(behaviour);
-  server = await startTestServer({ clock, env: { EXCHANGE_WS_URL: exchange.url, FEED_HEARTBEAT_MS: '1000', FEED_BACKOFF_MIN_MS: '20', FEED_BACKOFF_MAX_MS: '200', FEED_BATCH_MS: '2', ORDER_EXPIRY_SWEEP_MS: '100000' } });
+  server = await startTestServer({ clock, env: linkedEnv(exchange.url) });
   await addUser(server.deps.db, { username: alice.username, password: alice.password, role: 'trader', trader_id: alice.trader });
   await addUser(server.deps.db, { username: 'ana', password: 'analyst-password-1', role: 'analyst' });
   await until(() => server.gateway?.connected, 'gateway connected');

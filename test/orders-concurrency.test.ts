@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from '../server/db';
 import { freshTimescaleDatabase } from './helpers/databases';
-import { startFakeExchange, type FakeExchange } from './helpers/fake-exchange-orders';
+import { linkedEnv, startFakeExchange, type FakeExchange } from './helpers/fake-exchange-orders';
 import { jsonOf, startTestServer, type TestServer } from './helpers/server';
 import { until } from './helpers/wait';
 
@@ -31,7 +31,7 @@ for (const backend of ['embedded', 'timescaledb'] as const) {
 
     beforeAll(async () => {
       exchange = await startFakeExchange();
-      const env: Record<string, string> = { EXCHANGE_WS_URL: exchange.url, FEED_HEARTBEAT_MS: '1000', FEED_BACKOFF_MIN_MS: '20', FEED_BACKOFF_MAX_MS: '200', FEED_BATCH_MS: '2', ORDER_EXPIRY_SWEEP_MS: '100000' };
+      const env: Record<string, string> = linkedEnv(exchange.url);
       if (backend === 'timescaledb') {
         database = await freshTimescaleDatabase('orders', 'concurrent orders on postgres.js');
         if (!database) return;

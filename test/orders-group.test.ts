@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from '../server/db';
 import type { Trading } from '../server/orders';
-import { startFakeExchange, type FakeExchange } from './helpers/fake-exchange-orders';
+import { linkedEnv, startFakeExchange, type FakeExchange } from './helpers/fake-exchange-orders';
 import { jsonOf, startTestServer, type TestServer } from './helpers/server';
 import { until } from './helpers/wait';
 
@@ -21,7 +21,7 @@ const nextTrader = () => `grp${++n}_${Math.random().toString(36).slice(2, 6)}`;
 
 beforeAll(async () => {
   exchange = await startFakeExchange();
-  server = await startTestServer({ clock: { now: () => now }, env: { EXCHANGE_WS_URL: exchange.url, FEED_HEARTBEAT_MS: '1000', FEED_BACKOFF_MIN_MS: '20', FEED_BACKOFF_MAX_MS: '200', FEED_BATCH_MS: '2', ORDER_EXPIRY_SWEEP_MS: '100000' } });
+  server = await startTestServer({ clock: { now: () => now }, env: linkedEnv(exchange.url) });
   trading = server.deps.trading as Trading;
   await until(() => server.gateway?.connected, 'gateway connected');
 }, 60_000);

@@ -29,8 +29,6 @@ import type { PnlFreshness } from './freshness';
 import { pnlReports } from './pnl';
 
 interface Entry {
-  /** How many readers asked for it before it was done. */
-  readers: number;
   promise: Promise<PnlReport>;
   /** Set when its query is sent: from then on a commit makes it stale. */
   started: boolean;
@@ -61,7 +59,7 @@ export class ReportCache {
   private timer?: NodeJS.Timeout;
   private nextRoundAt = 0;
   private nextUrgentAt = 0;
-  /** Reads (hits included) since the last round started: more than one means company. */
+  /** Reads (hits included) since the last round ended: more than one means company. */
   private reads = 0;
   /** For tests and the benchmark. */
   readonly stats = { hits: 0, joined: 0, misses: 0, computed: 0, rounds: 0, invalidated: 0 };
@@ -113,7 +111,6 @@ export class ReportCache {
       if (cached.done) this.stats.hits++;
       else {
         this.stats.joined++;
-        cached.readers++;
         if (urgent) this.hurry(cached);
       }
       // Most recently used last: the oldest are dropped first.
@@ -122,7 +119,7 @@ export class ReportCache {
       return cached;
     }
     this.stats.misses++;
-    const entry: Entry = { readers: 1, started: false, done: false, promise: undefined as unknown as Promise<PnlReport> };
+    const entry: Entry = { started: false, done: false, promise: undefined as unknown as Promise<PnlReport> };
     entry.promise = this.compute(entry, traderId, day, urgent).then(
       (report) => { entry.done = true; return report; },
       (error: unknown) => { if (this.entries.get(k) === entry) this.entries.delete(k); throw error; },
@@ -199,8 +196,6 @@ export class ReportCache {
     for (const job of batch) job.entry.started = true;
     this.stats.computed += batch.length;
     this.stats.rounds++;
-    const reads = this.reads;
-    this.reads = 0;
     const days = new Map<string, Job[]>();
     for (const job of batch) days.set(job.day, [...(days.get(job.day) ?? []), job]);
     for (const [day, jobs] of days) {
@@ -211,14 +206,15 @@ export class ReportCache {
         for (const job of jobs) job.reject(error);
       }
     }
-    // After a crowded round (more than one read since the round before it started, more than one
-    // trader-day or reader in it, or more queued while it ran) the next one waits twice as long as this one took, and at least roundSpacingMs unless
-    // the live hub pushes a change (urgent): under a constant stream of readers and commits,
-    // reports take at most a third of the database's time, and far less when they are cheap (at
-    // most 1000 / roundSpacingMs crowded rounds a second, however many read). A lone reader
-    // reading again and again, one computation at a time, is not held back.
+    // After a crowded round (more than one read since the round before it ended: readers joining
+    // it, queued meanwhile, or of several trader-days) the next one waits twice as long as this
+    // one took, and at least roundSpacingMs unless the live hub pushes a change (urgent): under a
+    // constant stream of readers and commits, reports take at most a third of the database's
+    // time, and far less when they are cheap (at most 1000 / roundSpacingMs crowded rounds a
+    // second, however many read). A lone reader reading again and again is not held back.
     const end = performance.now();
-    const crowded = reads > 1 || batch.length > 1 || this.queued.length > 0 || batch.some((job) => job.entry.readers > 1);
+    const crowded = this.reads > 1;
+    this.reads = 0;
     this.nextUrgentAt = crowded ? end + (end - started) * (this.options.roundGap ?? 2) : end;
     this.nextRoundAt = crowded ? Math.max(this.nextUrgentAt, end + (this.options.roundSpacingMs ?? 50)) : end;
   }

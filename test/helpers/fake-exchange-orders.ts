@@ -9,6 +9,11 @@ import type { AddressInfo } from 'node:net';
 import amqp from 'amqplib';
 import { amqpTopology, declareTopology, routingKeys } from '../../server/exchange/amqp-transport';
 
+/** A test server's settings for trading against a fake exchange at `url`: fast reconnects and acks, no expiry sweep. */
+export function linkedEnv(url: string): Record<string, string> {
+  return { EXCHANGE_WS_URL: url, FEED_HEARTBEAT_MS: '1000', FEED_BACKOFF_MIN_MS: '20', FEED_BACKOFF_MAX_MS: '200', FEED_BATCH_MS: '2', ORDER_EXPIRY_SWEEP_MS: '100000' };
+}
+
 export interface FakeOrder {
   client_order_id: string;
   exchange_order_id: string;
