@@ -177,6 +177,31 @@ describe('group commit of placements', () => {
     }
   }, 60_000);
 
+  it('a listener that throws after a group committed keeps no caller waiting, and the group still reaches the exchange', async () => {
+    const t = nextTrader();
+    await fund(t, '1000.00');
+    let armed = true;
+    let thrown = 0;
+    trading.onEvents(() => {
+      if (!armed) return;
+      thrown++;
+      throw new Error('a listener broke');
+    });
+    try {
+      const { results, groups } = await inOneGroup(nextTrader(), Array.from({ length: 5 }, () => () => trading.place(buy(t, 1, 1000))));
+      expect(groups).toBe(2); // the opener's, then the five together
+      expect(thrown).toBe(3); // the opener's deposit, its placement, the group of five
+      const placed = results.map((r) => (r.status === 'fulfilled' ? r.value : r.reason));
+      expect(placed.map((p) => (p as { created?: boolean }).created)).toEqual([true, true, true, true, true]);
+      const ids = placed.map((p) => (p as { order: { id: string } }).order.id);
+      await until(() => ids.every((id) => exchange.orders.get(id)?.status === 'new'), 'the five orders at the exchange', 30_000);
+      for (const id of ids) expect(exchange.newCount(id)).toBe(1);
+    } finally {
+      armed = false;
+    }
+    await assertLedger(t);
+  }, 60_000);
+
   it('sells inside one group against the long position plus the short limit, minus what open sells hold', async () => {
     const t = nextTrader();
     await fund(t, '10.00');

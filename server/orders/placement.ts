@@ -132,7 +132,11 @@ export class GroupCommit {
     // check phases have one poll phase between them): the embedded database runs in this
     // thread, so requests that arrived during the commit are read only then. Idle, a
     // placement still goes at once.
-    void this.commit(group).finally(() => setImmediate(() => setImmediate(() => {
+    void this.commit(group).catch((error: unknown) => {
+      // Whatever went wrong after the commit, no caller is left waiting (settled ones stay as they are).
+      this.host.log.error('placements: finishing a group failed', { size: group.length, error });
+      for (const m of group) m.reject(error);
+    }).finally(() => setImmediate(() => setImmediate(() => {
       this.busy = false;
       this.pump();
     })));
@@ -153,8 +157,18 @@ export class GroupCommit {
       return;
     }
     for (const m of members) this.host.knownAccounts.add(m.p.o.trader_id);
-    this.host.committed(done.events, done.claimed.length === 0 || this.host.publishEvents);
-    if (done.claimed.length) this.host.preclaim!.send(done.claimed);
+    // Committed: every caller gets its answer whatever happens next. Pre-claimed messages that
+    // could not be handed over wait out their lease, then any dispatcher sends them.
+    try {
+      this.host.committed(done.events, done.claimed.length === 0 || this.host.publishEvents);
+    } catch (error) {
+      this.host.log.error('placements: telling of a committed group failed', { size: members.length, error });
+    }
+    try {
+      if (done.claimed.length) this.host.preclaim!.send(done.claimed);
+    } catch (error) {
+      this.host.log.error('placements: sending the pre-claimed messages of a group failed; they go once their lease passes', { messages: done.claimed.length, error });
+    }
     const existing = done.outcomes.flatMap((x) => (x.kind === 'existing' ? [x.row] : []));
     let withFills = new Map<string, ApiOrder>();
     if (existing.length) {

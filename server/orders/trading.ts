@@ -82,9 +82,25 @@ export class Trading {
     this.listeners.push(listener);
   }
 
+  /**
+   * After a commit: what is committed stands whatever a listener does. A listener that throws is
+   * logged and the others still run (the live hub also learns of the change by NOTIFY; the
+   * dispatcher polls the outbox).
+   */
   private committed(events: TradingEvent[], outbox: boolean): void {
-    for (const l of this.listeners) l(events);
-    if (outbox) this.onOutbox?.();
+    for (const l of this.listeners) {
+      try {
+        l(events);
+      } catch (error) {
+        this.options.log.error('trading: a listener of committed events failed', { error, events: events.length });
+      }
+    }
+    if (!outbox) return;
+    try {
+      this.onOutbox?.();
+    } catch (error) {
+      this.options.log.error('trading: waking the dispatcher after a commit failed', { error });
+    }
   }
 
   /** The product's UTC interval from the local day and hour (or period); errors name the field. */
