@@ -1,5 +1,5 @@
 // The HTTP application: one Hono app per route group, mounted here; shared by main and tests.
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { routePath } from 'hono/route';
 import { clientAddress, sessionRoutes, signInRoutes } from './auth/routes';
@@ -88,11 +88,20 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/metrics', (c) => metricsHandler(c, deps, clientAddress(c)));
 
   const v1 = new Hono<AppEnv>();
-  const limit = bodyLimit({ maxSize: 32 * 1024 * 1024, onError: (c) => c.json(errorBody(413, 'body: larger than 32 MiB'), 413) });
+  const maxBody = 32 * 1024 * 1024;
+  const tooLarge = (c: Context<AppEnv>) => c.json(errorBody(413, 'body: larger than 32 MiB'), 413);
+  const limit = bodyLimit({ maxSize: maxBody, onError: tooLarge });
   // Bulk uploads (meter readings, algorithm results) are streamed in batches, never buffered.
-  // GET and HEAD carry no body (the server does not read one): they skip the check, which would
-  // build a whole fetch Request from the Node request for every read.
-  v1.use('*', (c, next) => (bodiless.has(c.req.method) || (c.req.method === 'POST' && streamedUploads.some((p) => p.test(c.req.path))) ? next() : limit(c, next)));
+  // GET and HEAD carry no body (the server does not read one): they skip the check. A body with
+  // a Content-Length is judged by it, as bodyLimit would, without bodyLimit: it would build a
+  // whole fetch Request from the Node request, where the handler reads the body straight from it.
+  // Only a chunked body is counted as it arrives.
+  v1.use('*', (c, next) => {
+    if (bodiless.has(c.req.method) || (c.req.method === 'POST' && streamedUploads.some((p) => p.test(c.req.path)))) return next();
+    const length = c.req.header('content-length');
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined) return Number(length) > maxBody ? Promise.resolve(tooLarge(c)) : next();
+    return limit(c, next);
+  });
   v1.use('*', writeGuard()); // no cross-site writes, no bodies a form could send
   v1.get('/openapi.json', (c) => c.json(deps.openapi.document({ version })));
   v1.route('/session', signInRoutes(deps)); // POST /v1/session is the only unauthenticated write

@@ -152,6 +152,47 @@ describe('NDJSON batches', () => {
   });
 });
 
+/** A POST with node:http, its body written in pieces: chunked unless a Content-Length is given, and
+ * then never ended by the client (the answer must not need more than the pieces). */
+function rawPost(path: string, headers: Record<string, string>, pieces: Buffer[]): Promise<{ status: number; body: string }> {
+  const url = new URL(path, server.url);
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false, headers: { authorization: adminAuth, 'content-type': 'application/json', ...headers } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => { answered = true; resolve({ status: res.statusCode!, body }); req.destroy(); });
+    });
+    req.on('error', (error) => { if (!answered) reject(error); });
+    for (const piece of pieces) req.write(piece);
+    if (headers['content-length'] === undefined) req.end();
+  });
+}
+
+describe('the 32 MiB body limit', () => {
+  it('refuses a body whose Content-Length is over 32 MiB with 413 before the body has come', async () => {
+    // 1 KB of the 33 MiB announced is sent, and the rest never: the answer comes from the header.
+    const res = await rawPost('/v1/trades', { 'content-length': String(33 * 1024 * 1024) }, [Buffer.alloc(1024, 0x20)]);
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body).message).toBe('body: larger than 32 MiB');
+  }, 30_000);
+
+  it('counts a chunked body as it arrives: over 32 MiB is a 413, a small one is read in full', async () => {
+    const big = await rawPost('/v1/trades', {}, Array.from({ length: 33 }, () => Buffer.alloc(1024 * 1024, 0x20)));
+    expect(big.status).toBe(413);
+    expect(JSON.parse(big.body).message).toBe('body: larger than 32 MiB');
+    const t = JSON.stringify(trade({ id: 'chunked-1', trader_id: 'h_chunked' }));
+    const small = await rawPost('/v1/trades', {}, [Buffer.from(t.slice(0, 20)), Buffer.from(t.slice(20))]);
+    expect(small.status).toBe(200);
+    expect(JSON.parse(small.body)).toMatchObject({ status: 'stored', trade: { id: 'chunked-1', trader_id: 'h_chunked' } });
+    // And by Content-Length, as every ordinary client sends it.
+    const sized = await rawPost('/v1/trades', { 'content-length': String(Buffer.byteLength(t.replace('chunked-1', 'sized-1'))) }, [Buffer.from(t.replace('chunked-1', 'sized-1'))]);
+    expect(sized.status).toBe(200);
+    expect(JSON.parse(sized.body)).toMatchObject({ status: 'stored', trade: { id: 'sized-1' } });
+  }, 60_000);
+});
+
 describe('a large batch and the event loop', () => {
   it('gives the event loop turns while it parses and checks 10,000 lines it already holds', async () => {
     // The whole body is in memory before the handler runs (the real app, without a socket), so
