@@ -75,6 +75,10 @@ describe('placement rules', () => {
     expect(body).toMatchObject({ status: 'pending_new', held: '500.00', quantity: 10, limit_price: 5000, delivery_period: '08-09', filled_quantity: 0, fills: [] });
     expect(await balance(t)).toMatchObject({ available: '9500.00', held: '500.00', total: '10000.00', currency: 'EUR' });
     await until(async () => (await orderOf(body.id)).status === 'new', 'the exchange ack');
+    const acked = await orderOf(body.id);
+    expect(acked).toMatchObject({ exchange_order_id: exchange.orders.get(body.id)!.exchange_order_id, held: '500.00', filled_quantity: 0, pending: null, fills: [] });
+    expect(acked.exchange_order_id).toBeTruthy();
+    expect(Date.parse(acked.updated_at)).toBeGreaterThanOrEqual(Date.parse(body.updated_at));
     expect(exchange.newCount(body.id)).toBe(1);
     expect(exchange.orders.get(body.id)).toMatchObject({ trader_id: t, side: 'buy', type: 'limit', delivery_day: day, delivery_hour: '08-09', quantity: 10, price: 50 });
     await assertConsistent(t);
