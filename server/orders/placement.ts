@@ -63,6 +63,7 @@ export interface PlacementHost {
   withFills(db: Queryable, rows: OrderRow[]): Promise<ApiOrder[]>;
   /** The 409 of a client_order_id taken by an order with other content. */
   conflict(clientOrderId: string, orderId: string): Error;
+  /** Tells in-process listeners of a commit; never throws (a failing listener is logged). */
   committed(events: TradingEvent[], outbox: boolean): void;
 }
 
@@ -157,18 +158,8 @@ export class GroupCommit {
       return;
     }
     for (const m of members) this.host.knownAccounts.add(m.p.o.trader_id);
-    // Committed: every caller gets its answer whatever happens next. Pre-claimed messages that
-    // could not be handed over wait out their lease, then any dispatcher sends them.
-    try {
-      this.host.committed(done.events, done.claimed.length === 0 || this.host.publishEvents);
-    } catch (error) {
-      this.host.log.error('placements: telling of a committed group failed', { size: members.length, error });
-    }
-    try {
-      if (done.claimed.length) this.host.preclaim!.send(done.claimed);
-    } catch (error) {
-      this.host.log.error('placements: sending the pre-claimed messages of a group failed; they go once their lease passes', { messages: done.claimed.length, error });
-    }
+    this.host.committed(done.events, done.claimed.length === 0 || this.host.publishEvents); // never throws: listeners are isolated
+    if (done.claimed.length) this.host.preclaim!.send(done.claimed);
     const existing = done.outcomes.flatMap((x) => (x.kind === 'existing' ? [x.row] : []));
     let withFills = new Map<string, ApiOrder>();
     if (existing.length) {
